@@ -145,7 +145,9 @@ pub fn is_kana_reading(s: &str) -> bool {
     for c in s.chars() {
         match c as u32 {
             0x3041..=0x309F | 0x30A0..=0x30FF | 0xFF66..=0xFF9F => any = true,
-            _ if c.is_whitespace() || c.is_ascii_punctuation() || ('\u{3000}'..='\u{303F}').contains(&c) => {}
+            _ if c.is_whitespace()
+                || c.is_ascii_punctuation()
+                || ('\u{3000}'..='\u{303F}').contains(&c) => {}
             _ => return false,
         }
     }
@@ -165,8 +167,14 @@ fn title_of(field: &Field) -> String {
 
 /// Reads the derived fields out of a record.
 pub fn summarise(record: &Record) -> BibSummary {
-    let control_number = record.control("001").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    let control_org = record.control("003").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let control_number = record
+        .control("001")
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let control_org = record
+        .control("003")
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
     let system = record
         .fields_with("035")
         .find_map(|f| f.first('a'))
@@ -213,7 +221,11 @@ pub fn summarise(record: &Record) -> BibSummary {
         }
     }
     let mut subjects = Vec::new();
-    for f in record.fields.iter().filter(|f| f.tag().as_str().starts_with('6')) {
+    for f in record
+        .fields
+        .iter()
+        .filter(|f| f.tag().as_str().starts_with('6'))
+    {
         if f.tag().as_str() == "653" {
             push_unique(&mut subjects, join_subfields(f, "a", " -- "));
         } else if f.tag().as_str() != "880" {
@@ -248,7 +260,9 @@ pub fn summarise(record: &Record) -> BibSummary {
         .find(|f| f.indicators().is_some_and(|(_, i2)| i2 == '1'))
         .or_else(|| record.field("264"))
         .or_else(|| record.field("260"));
-    let imprint_880 = linked_880(record, "264").next().or_else(|| linked_880(record, "260").next());
+    let imprint_880 = linked_880(record, "264")
+        .next()
+        .or_else(|| linked_880(record, "260").next());
     let publisher = imprint_880
         .and_then(|f| f.first('b'))
         .or_else(|| imprint.and_then(|f| f.first('b')))
@@ -337,11 +351,35 @@ mod tests {
             control("008", "990101s1999    ja a          000 0 jpn  "),
             data("020", ' ', &[('a', "4-7710-1234-2 (pbk.)")]),
             data("100", ' ', &[('6', "880-01"), ('a', "Abe, Kazue.")]),
-            data("245", '0', &[('6', "880-02"), ('a', "Dentō wagei kōdan no subete /"), ('c', "Abe Kazue.")]),
-            data("260", ' ', &[('a', "Tōkyō :"), ('b', "Yūzankaku,"), ('c', "Heisei 11 [1999]")]),
+            data(
+                "245",
+                '0',
+                &[
+                    ('6', "880-02"),
+                    ('a', "Dentō wagei kōdan no subete /"),
+                    ('c', "Abe Kazue."),
+                ],
+            ),
+            data(
+                "260",
+                ' ',
+                &[
+                    ('a', "Tōkyō :"),
+                    ('b', "Yūzankaku,"),
+                    ('c', "Heisei 11 [1999]"),
+                ],
+            ),
             data("650", '0', &[('a', "Storytelling"), ('z', "Japan.")]),
             data("880", ' ', &[('6', "100-01/$1"), ('a', "阿部主計.")]),
-            data("880", '0', &[('6', "245-02/$1"), ('a', "伝統話芸・講談のすべて /"), ('c', "阿部主計.")]),
+            data(
+                "880",
+                '0',
+                &[
+                    ('6', "245-02/$1"),
+                    ('a', "伝統話芸・講談のすべて /"),
+                    ('c', "阿部主計."),
+                ],
+            ),
         ];
         r
     }
@@ -351,7 +389,10 @@ mod tests {
         let s = summarise(&japanese());
         assert_eq!(s.title, "伝統話芸・講談のすべて");
         assert_eq!(s.title_reading, "Dentō wagei kōdan no subete");
-        assert_eq!(s.authors, vec!["Abe, Kazue".to_owned(), "阿部主計".to_owned()]);
+        assert_eq!(
+            s.authors,
+            vec!["Abe, Kazue".to_owned(), "阿部主計".to_owned()]
+        );
         assert_eq!(s.isbns, vec!["9784771012349".to_owned()]);
         assert_eq!(s.year, Some(1999));
         assert_eq!(s.language.as_deref(), Some("jpn"));
@@ -363,18 +404,38 @@ mod tests {
     #[test]
     fn a_kana_reading_linked_to_the_title_is_preferred_for_sorting() {
         let mut r = japanese();
-        r.fields.push(data("880", '0', &[('6', "245-03/$1"), ('a', "デントウ ワゲイ コウダン ノ スベテ")]));
-        assert_eq!(summarise(&r).title_reading, "デントウ ワゲイ コウダン ノ スベテ");
+        r.fields.push(data(
+            "880",
+            '0',
+            &[
+                ('6', "245-03/$1"),
+                ('a', "デントウ ワゲイ コウダン ノ スベテ"),
+            ],
+        ));
+        assert_eq!(
+            summarise(&r).title_reading,
+            "デントウ ワゲイ コウダン ノ スベテ"
+        );
     }
 
     #[test]
     fn an_english_title_sorts_without_its_article() {
         let mut r = Record::new();
-        r.fields = vec![data("245", '4', &[('a', "The Perl cookbook /"), ('c', "Tom.")])];
+        r.fields = vec![data(
+            "245",
+            '4',
+            &[('a', "The Perl cookbook /"), ('c', "Tom.")],
+        )];
         let s = summarise(&r);
         assert_eq!(s.title, "The Perl cookbook");
         assert_eq!(s.title_reading, "Perl cookbook");
-        assert_eq!(s.keys, MatchKeys { control: None, system: None });
+        assert_eq!(
+            s.keys,
+            MatchKeys {
+                control: None,
+                system: None
+            }
+        );
     }
 
     #[test]

@@ -133,7 +133,10 @@ mod tests {
 
     #[test]
     fn campus_codes_are_trimmed_and_upper_cased() {
-        assert_eq!(CampusCode::parse(" hongo ").map(|c| c.0), Ok("HONGO".into()));
+        assert_eq!(
+            CampusCode::parse(" hongo ").map(|c| c.0),
+            Ok("HONGO".into())
+        );
     }
 
     #[test]
@@ -146,7 +149,9 @@ mod tests {
     fn an_empty_code_is_refused() {
         assert_eq!(
             LocationCode::parse("  "),
-            Err(CodeError::Empty { what: "location code" })
+            Err(CodeError::Empty {
+                what: "location code"
+            })
         );
     }
 }

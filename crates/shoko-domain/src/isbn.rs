@@ -58,7 +58,11 @@ impl Isbn {
         let check = (11 - sum % 11) % 11;
         Some(format!(
             "{body}{}",
-            if check == 10 { 'X' } else { char::from(b'0' + check as u8) }
+            if check == 10 {
+                'X'
+            } else {
+                char::from(b'0' + check as u8)
+            }
         ))
     }
 }
@@ -178,8 +182,14 @@ mod tests {
 
     #[test]
     fn issn_is_checked_and_hyphenated() {
-        assert_eq!(Issn::parse("0028-0836").map(|i| i.0), Some("0028-0836".into()));
-        assert_eq!(Issn::parse("00280836").map(|i| i.0), Some("0028-0836".into()));
+        assert_eq!(
+            Issn::parse("0028-0836").map(|i| i.0),
+            Some("0028-0836".into())
+        );
+        assert_eq!(
+            Issn::parse("00280836").map(|i| i.0),
+            Some("0028-0836".into())
+        );
         assert!(Issn::parse("0028-0837").is_none());
     }
 }

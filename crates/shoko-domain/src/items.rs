@@ -57,7 +57,9 @@ impl ItemStatus {
 
     /// Parses a stored or imported code.
     pub fn from_code(code: &str) -> Option<ItemStatus> {
-        ItemStatus::ALL.into_iter().find(|s| s.code() == code.trim())
+        ItemStatus::ALL
+            .into_iter()
+            .find(|s| s.code() == code.trim())
     }
 }
 
@@ -140,7 +142,9 @@ pub fn items_from_record(
     for m in mappings {
         for (n, f) in record.fields_with(&m.tag).enumerate() {
             let at = format!("{} #{}", m.tag, n + 1);
-            out.push(item_from_field(f, m, default_item_type).map_err(|e| format!("item in {at}: {e}")));
+            out.push(
+                item_from_field(f, m, default_item_type).map_err(|e| format!("item in {at}: {e}")),
+            );
         }
     }
     out
@@ -171,8 +175,9 @@ fn item_from_field(
         None => default_item_type.clone(),
     };
     let status = match m.status.and_then(|c| f.first(c).map(|v| (c, v))) {
-        Some((c, v)) => ItemStatus::from_code(v)
-            .ok_or_else(|| format!("${c}: unknown status {v:?}"))?,
+        Some((c, v)) => {
+            ItemStatus::from_code(v).ok_or_else(|| format!("${c}: unknown status {v:?}"))?
+        }
         None => ItemStatus::Available,
     };
     Ok(ItemSpec {
@@ -209,7 +214,12 @@ mod tests {
     fn a_949_field_makes_an_item_and_a_field_without_barcode_is_reported() {
         let mut r = Record::new();
         r.fields = vec![
-            f949(&[('a', "hongo"), ('b', "stacks"), ('c', "913.6 A12"), ('p', "HG0001")]),
+            f949(&[
+                ('a', "hongo"),
+                ('b', "stacks"),
+                ('c', "913.6 A12"),
+                ('p', "HG0001"),
+            ]),
             f949(&[('a', "KOMABA"), ('c', "913.6 A12")]),
         ];
         let book = ItemTypeCode::parse("BOOK").expect("code");
@@ -220,7 +230,10 @@ mod tests {
         assert_eq!(first.call_number.as_deref(), Some("913.6 A12"));
         assert_eq!(first.status, ItemStatus::Available);
         let err = items[1].as_ref().expect_err("no barcode");
-        assert!(err.starts_with("item in 949 #2: $p: barcode is empty"), "{err}");
+        assert!(
+            err.starts_with("item in 949 #2: $p: barcode is empty"),
+            "{err}"
+        );
     }
 
     #[test]

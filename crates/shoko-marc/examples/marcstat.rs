@@ -5,7 +5,9 @@ fn main() {
     for path in std::env::args().skip(1) {
         let file = std::fs::File::open(&path).expect("open");
         let mut input = BufReader::new(file);
-        let head = std::io::BufRead::fill_buf(&mut input).expect("read").to_vec();
+        let head = std::io::BufRead::fill_buf(&mut input)
+            .expect("read")
+            .to_vec();
         let format = shoko_marc::Format::sniff(&head);
         let (mut ok, mut bad, mut warn) = (0, 0, 0);
         let mut reasons = Vec::new();

@@ -132,7 +132,10 @@ pub fn parse(chunk: &[u8]) -> Result<(Record, Vec<String>), String> {
         ));
     }
     let mut leader: [u8; 24] = chunk[..24].try_into().expect("checked length above");
-    if let Some(p) = leader.iter().position(|b| !b.is_ascii() || b.is_ascii_control()) {
+    if let Some(p) = leader
+        .iter()
+        .position(|b| !b.is_ascii() || b.is_ascii_control())
+    {
         return Err(format!(
             "leader/{p:02} is byte 0x{:02X}: a leader is printable ASCII",
             leader[p]
@@ -184,7 +187,10 @@ pub fn parse(chunk: &[u8]) -> Result<(Record, Vec<String>), String> {
     let indicator_count = match leader[10] {
         b'2' => 2,
         c @ b'0'..=b'9' => {
-            warnings.push(format!("leader/10 says {} indicators; MARC 21 has 2", c as char));
+            warnings.push(format!(
+                "leader/10 says {} indicators; MARC 21 has 2",
+                c as char
+            ));
             usize::from(c - b'0')
         }
         _ => 2,
@@ -192,8 +198,13 @@ pub fn parse(chunk: &[u8]) -> Result<(Record, Vec<String>), String> {
     let data = &chunk[base..chunk.len() - 1];
     let mut fields = Vec::with_capacity(directory.len() / 12);
     for (n, entry) in directory.chunks_exact(12).enumerate() {
-        let tag = Tag::new(entry[0..3].try_into().expect("12-byte entry"))
-            .ok_or_else(|| format!("directory entry {}: tag {:?} is not printable", n + 1, &entry[0..3]))?;
+        let tag = Tag::new(entry[0..3].try_into().expect("12-byte entry")).ok_or_else(|| {
+            format!(
+                "directory entry {}: tag {:?} is not printable",
+                n + 1,
+                &entry[0..3]
+            )
+        })?;
         let (Some(len), Some(start)) = (digits(&entry[3..7]), digits(&entry[7..12])) else {
             return Err(format!(
                 "directory entry {} (tag {tag}): length or start {:?} is not a number",
@@ -202,7 +213,10 @@ pub fn parse(chunk: &[u8]) -> Result<(Record, Vec<String>), String> {
             ));
         };
         let bytes = data.get(start..start + len).ok_or_else(|| {
-            format!("field {tag}: bytes {start}..{} lie outside the record", start + len)
+            format!(
+                "field {tag}: bytes {start}..{} lie outside the record",
+                start + len
+            )
         })?;
         let Some((&FIELD_TERMINATOR, content)) = bytes.split_last() else {
             return Err(format!(
@@ -210,7 +224,13 @@ pub fn parse(chunk: &[u8]) -> Result<(Record, Vec<String>), String> {
                 n + 1
             ));
         };
-        fields.push(parse_field(tag, content, charset, indicator_count, &mut warnings)?);
+        fields.push(parse_field(
+            tag,
+            content,
+            charset,
+            indicator_count,
+            &mut warnings,
+        )?);
     }
     leader[9] = b'a';
     Ok((Record { leader, fields }, warnings))
@@ -232,7 +252,11 @@ fn decode(
         },
         Charset::Marc8 => {
             let d = marc8::decode(bytes);
-            warnings.extend(d.warnings.into_iter().map(|w| format!("field {tag}: MARC-8 {w}")));
+            warnings.extend(
+                d.warnings
+                    .into_iter()
+                    .map(|w| format!("field {tag}: MARC-8 {w}")),
+            );
             Ok(d.text)
         }
     }
@@ -252,7 +276,9 @@ fn parse_field(
         });
     }
     let Some((indicators, rest)) = content.split_at_checked(indicator_count) else {
-        return Err(format!("field {tag}: shorter than its {indicator_count} indicators"));
+        return Err(format!(
+            "field {tag}: shorter than its {indicator_count} indicators"
+        ));
     };
     let mut ind = [' ', ' '];
     for (k, &b) in indicators.iter().enumerate() {
@@ -264,12 +290,18 @@ fn parse_field(
         }
         match ind.get_mut(k) {
             Some(slot) => *slot = b as char,
-            None => warnings.push(format!("field {tag}: extra indicator {:?} dropped", b as char)),
+            None => warnings.push(format!(
+                "field {tag}: extra indicator {:?} dropped",
+                b as char
+            )),
         }
     }
     for (k, c) in ind.iter().enumerate() {
         if !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == ' ') {
-            warnings.push(format!("field {tag}: indicator {} is {c:?}, not a MARC 21 value", k + 1));
+            warnings.push(format!(
+                "field {tag}: indicator {} is {c:?}, not a MARC 21 value",
+                k + 1
+            ));
         }
     }
     // Decode the whole field at once: MARC-8 escapes may carry across subfields.
@@ -326,10 +358,20 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) -> Result<(), WriteError> {
             });
         }
         let codes = field.subfields().iter().map(|s| s.code);
-        let inds = field.indicators().map(|(a, b)| [a, b]).into_iter().flatten();
-        if let Some(c) = inds.chain(codes).find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
+        let inds = field
+            .indicators()
+            .map(|(a, b)| [a, b])
+            .into_iter()
+            .flatten();
+        if let Some(c) = inds
+            .chain(codes)
+            .find(|c| !(c.is_ascii_graphic() || *c == ' '))
+        {
             return Err(WriteError::NotRepresentable {
-                what: format!("field {}: {c:?} as an indicator or subfield code", field.tag()),
+                what: format!(
+                    "field {}: {c:?} as an indicator or subfield code",
+                    field.tag()
+                ),
             });
         }
     }

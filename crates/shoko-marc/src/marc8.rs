@@ -131,7 +131,11 @@ pub fn decode(bytes: &[u8]) -> Decoded {
             i += 1;
             continue;
         }
-        let multibyte = if b < 0x80 { st.g0_multibyte } else { st.g1_multibyte };
+        let multibyte = if b < 0x80 {
+            st.g0_multibyte
+        } else {
+            st.g1_multibyte
+        };
         if multibyte {
             let Some(three) = bytes.get(i..i + 3) else {
                 warnings.push(format!(
@@ -159,7 +163,9 @@ pub fn decode(bytes: &[u8]) -> Decoded {
         let set = if b < 0x80 { st.g0 } else { st.g1 };
         match lookup(t, set, b) {
             Some((c, comb)) => emit(&mut out, &mut combining, c, comb),
-            None if b < 0x80 && set == BASIC_LATIN => emit(&mut out, &mut combining, b as char, false),
+            None if b < 0x80 && set == BASIC_LATIN => {
+                emit(&mut out, &mut combining, b as char, false)
+            }
             None if (0x80..0xA0).contains(&b) => {}
             None => {
                 let odd = bytes
@@ -295,7 +301,12 @@ mod tests {
                 failures.push(format!("line {}: got {:?} want {:?}", n + 1, got, expected));
             }
         }
-        assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} failures:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use quick_xml::Reader as XmlReader;
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
 
-use crate::{Field, ReadError, ReadRecord, ReadResult, Record, RecordError, Subfield, Tag, WriteError};
+use crate::{
+    Field, ReadError, ReadRecord, ReadResult, Record, RecordError, Subfield, Tag, WriteError,
+};
 
 /// The MARCXML namespace.
 pub const NAMESPACE: &str = "http://www.loc.gov/MARC21/slim";
@@ -219,7 +221,10 @@ fn parse_tag(raw: Option<String>, warnings: &mut Vec<String>) -> Result<Tag, Str
     let raw = raw.ok_or("a field has no tag attribute")?;
     let trimmed = raw.trim();
     // Some exporters drop leading zeros ("42" for 042).
-    let fixed = if !trimmed.is_empty() && trimmed.len() < 3 && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+    let fixed = if !trimmed.is_empty()
+        && trimmed.len() < 3
+        && trimmed.bytes().all(|b| b.is_ascii_digit())
+    {
         let padded = format!("{trimmed:0>3}");
         warnings.push(format!("tag {raw:?} read as {padded}"));
         padded
@@ -243,11 +248,15 @@ fn parse_indicator(
         (None, _) => Ok(' '),
         (Some(c), None) => {
             if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == ' ') {
-                warnings.push(format!("field {tag}: indicator {which} is {c:?}, not a MARC 21 value"));
+                warnings.push(format!(
+                    "field {tag}: indicator {which} is {c:?}, not a MARC 21 value"
+                ));
             }
             Ok(c)
         }
-        _ => Err(format!("field {tag}: indicator {which} is {raw:?}, not one character")),
+        _ => Err(format!(
+            "field {tag}: indicator {which} is {raw:?}, not one character"
+        )),
     }
 }
 
@@ -323,10 +332,7 @@ pub fn parse(xml: &[u8]) -> Result<(Record, Vec<String>), String> {
                         open = Open::Subfield(c);
                     }
                     other => {
-                        warnings.push(format!(
-                            "unknown element <{}> ignored",
-                            other
-                        ));
+                        warnings.push(format!("unknown element <{}> ignored", other));
                     }
                 }
                 if empty {
@@ -358,13 +364,25 @@ pub fn parse(xml: &[u8]) -> Result<(Record, Vec<String>), String> {
     let mut bytes = [b' '; 24];
     let lb = leader.as_bytes();
     if lb.len() != 24 || !leader.is_ascii() {
-        warnings.push(format!("leader {leader:?} is not 24 ASCII characters: padded or cut"));
+        warnings.push(format!(
+            "leader {leader:?} is not 24 ASCII characters: padded or cut"
+        ));
     }
     for (slot, &b) in bytes.iter_mut().zip(lb.iter()) {
-        *slot = if b.is_ascii_graphic() || b == b' ' { b } else { b' ' };
+        *slot = if b.is_ascii_graphic() || b == b' ' {
+            b
+        } else {
+            b' '
+        };
     }
     bytes[9] = b'a';
-    Ok((Record { leader: bytes, fields }, warnings))
+    Ok((
+        Record {
+            leader: bytes,
+            fields,
+        },
+        warnings,
+    ))
 }
 
 fn close(
@@ -407,7 +425,10 @@ pub struct Writer<W: Write> {
 impl<W: Write> Writer<W> {
     /// Wraps an output; wrap a file in a `BufWriter` for speed.
     pub fn new(out: W) -> Writer<W> {
-        Writer { out, started: false }
+        Writer {
+            out,
+            started: false,
+        }
     }
 
     fn start(&mut self) -> std::io::Result<()> {
@@ -426,7 +447,11 @@ impl<W: Write> Writer<W> {
         let mut leader = record.leader;
         leader[9] = b'a';
         writeln!(o, "  <record>")?;
-        writeln!(o, "    <leader>{}</leader>", escape(&String::from_utf8_lossy(&leader)))?;
+        writeln!(
+            o,
+            "    <leader>{}</leader>",
+            escape(&String::from_utf8_lossy(&leader))
+        )?;
         for f in &record.fields {
             match f {
                 Field::Control { tag, value } => writeln!(

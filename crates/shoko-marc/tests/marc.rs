@@ -51,7 +51,12 @@ fn manifest() -> Vec<Row> {
             dir = d.to_owned();
             continue;
         }
-        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
         if cells.len() < 9 || !matches!(cells[2], "iso2709" | "marcxml") {
             continue;
         }
@@ -125,11 +130,20 @@ const BROKEN: &[(&str, usize, usize)] = &[
 fn broken_fixtures_give_per_record_errors_and_keep_their_good_records() {
     let listed: Vec<&str> = BROKEN.iter().map(|b| b.0).collect();
     for row in manifest().iter().filter(|r| r.broken) {
-        assert!(listed.contains(&row.path.as_str()), "{} is broken but not in BROKEN", row.path);
+        assert!(
+            listed.contains(&row.path.as_str()),
+            "{} is broken but not in BROKEN",
+            row.path
+        );
     }
     for &(path, good, bad) in BROKEN {
         let out = read(&fixtures().join(path));
-        assert_eq!((out.good.len(), out.bad.len()), (good, bad), "{path}: {:?}", out.bad);
+        assert_eq!(
+            (out.good.len(), out.bad.len()),
+            (good, bad),
+            "{path}: {:?}",
+            out.bad
+        );
         for e in &out.bad {
             assert!(e.number >= 1 && !e.reason.is_empty(), "{path}: {e}");
             let shown = e.to_string();
@@ -226,7 +240,11 @@ fn every_good_record_survives_iso2709_and_marcxml_round_trips() {
                     );
                 }
                 Err(shoko_marc::WriteError::NotRepresentable { .. }) => {
-                    assert!(!r.warnings.is_empty(), "{}: refused without a warning", path.display());
+                    assert!(
+                        !r.warnings.is_empty(),
+                        "{}: refused without a warning",
+                        path.display()
+                    );
                 }
                 Err(e) => panic!("{} record {}: {e}", path.display(), r.number),
             }
@@ -235,8 +253,19 @@ fn every_good_record_survives_iso2709_and_marcxml_round_trips() {
             let xml = w.finish().expect("xml finish");
             let back: Vec<_> = marcxml::Reader::new(&xml[..]).collect();
             assert_eq!(back.len(), 1);
-            let back = back.into_iter().next().expect("one").expect("io").expect("parses");
-            assert_eq!(back.record, r.record, "{} record {} (MARCXML)", path.display(), r.number);
+            let back = back
+                .into_iter()
+                .next()
+                .expect("one")
+                .expect("io")
+                .expect("parses");
+            assert_eq!(
+                back.record,
+                r.record,
+                "{} record {} (MARCXML)",
+                path.display(),
+                r.number
+            );
         }
     }
 }
@@ -252,14 +281,17 @@ fn marc8_japanese_reads_the_same_as_its_utf8_original() {
         .filter(|(a, b)| nfc_text(&a.record) == nfc_text(&b.record))
         .count();
 
-
     // One record holds U+3013 (geta), which EACC cannot carry.
     assert!(same >= 299, "{same} of 300 identical");
-    let title = utf8[0]
-        .record
-        .fields_with("880")
-        .find_map(|f| f.first('a').filter(|_| f.first('6').is_some_and(|s| s.starts_with("245"))));
-    assert!(title.is_some_and(|t| t.chars().any(|c| ('\u{3040}'..='\u{30FF}').contains(&c) || ('\u{4E00}'..='\u{9FFF}').contains(&c))));
+    let title = utf8[0].record.fields_with("880").find_map(|f| {
+        f.first('a')
+            .filter(|_| f.first('6').is_some_and(|s| s.starts_with("245")))
+    });
+    assert!(title.is_some_and(|t| {
+        t.chars().any(|c| {
+            ('\u{3040}'..='\u{30FF}').contains(&c) || ('\u{4E00}'..='\u{9FFF}').contains(&c)
+        })
+    }));
 }
 
 /// Every value of a record, NFC-normalised: the LoC tables map some EACC
@@ -270,7 +302,9 @@ fn nfc_text(r: &Record) -> Vec<String> {
         .iter()
         .flat_map(|f| match f {
             Field::Control { value, .. } => vec![value.nfc().collect()],
-            Field::Data { subfields, .. } => subfields.iter().map(|s| s.value.nfc().collect()).collect(),
+            Field::Data { subfields, .. } => {
+                subfields.iter().map(|s| s.value.nfc().collect()).collect()
+            }
         })
         .collect()
 }

@@ -1,1 +1,139 @@
-//! placeholder
+//! Test support shared by every crate's tests: a fresh database per test on
+//! each engine, and the paths of the fixtures.
+//!
+//! Storage tests run on SQLite and on PostgreSQL. PostgreSQL comes from
+//! `SHOKO_TEST_POSTGRES_URL` (the test script starts a throwaway server and
+//! sets it); each test gets a database of its own, created and dropped here.
+//! Without that variable the PostgreSQL half fails with a message saying how
+//! to run it, unless `SHOKO_TEST_ENGINES=sqlite` says on purpose that this run
+//! is SQLite-only (for a quick local loop; CI never sets it).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sea_orm::{ConnectionTrait, Database};
+use shoko_store::{ReferenceData, Store, StoreOptions};
+
+/// The repository's `fixtures/` folder.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// A database made for one test, removed when dropped (SQLite) or by the
+/// next run's cleanup (PostgreSQL databases are named `shoko_t_<pid>_<n>`).
+pub struct TestDb {
+    /// The URL to open it with.
+    pub url: String,
+    /// Which engine, for assertion messages.
+    pub engine: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A fresh SQLite database in a temporary directory.
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("shoko.db").display()
+        );
+        TestDb {
+            url,
+            engine: "sqlite",
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL database on the test server.
+    pub async fn postgres() -> TestDb {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let base = std::env::var("SHOKO_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!(
+                "SHOKO_TEST_POSTGRES_URL is not set: storage tests run on PostgreSQL too. \
+                 Run the suite with scripts/test (it starts a throwaway PostgreSQL), or set \
+                 SHOKO_TEST_ENGINES=sqlite for a SQLite-only local run."
+            )
+        });
+        let name = format!(
+            "shoko_t_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = Database::connect(base.clone())
+            .await
+            .expect("connect to the test PostgreSQL server");
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+            .await
+            .expect("drop old test database");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        admin.close().await.expect("close admin connection");
+        let url = match base.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("SHOKO_TEST_POSTGRES_URL has no database part: {base}"),
+        };
+        TestDb {
+            url,
+            engine: "postgres",
+            _dir: None,
+        }
+    }
+
+    /// Opens the store (running migrations) with the demo reference data.
+    pub async fn store(&self) -> Store {
+        let store = Store::open(&self.url, &StoreOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{}: open store: {e}", self.engine));
+        store
+            .sync_reference_data(&reference_data())
+            .await
+            .expect("reference data");
+        store
+    }
+}
+
+/// Whether this run includes PostgreSQL.
+pub fn postgres_wanted() -> bool {
+    std::env::var("SHOKO_TEST_ENGINES").map_or(true, |v| v.split(',').any(|e| e == "postgres"))
+}
+
+/// Runs a storage test on SQLite, then on PostgreSQL, each on a database of its own.
+pub async fn each_engine<F, Fut>(test: F)
+where
+    F: Fn(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(TestDb::sqlite()).await;
+    if postgres_wanted() {
+        test(TestDb::postgres().await).await;
+    }
+}
+
+/// Campuses, locations and item types used by tests: four campuses as in the demo.
+pub fn reference_data() -> ReferenceData {
+    let s = |v: &str| v.to_owned();
+    ReferenceData {
+        campuses: vec![
+            (s("HONGO"), s("本郷"), s("Hongo")),
+            (s("KOMABA"), s("駒場"), s("Komaba")),
+            (s("KASHIWA"), s("柏"), s("Kashiwa")),
+            (s("NAKANO"), s("中野"), s("Nakano")),
+        ],
+        locations: vec![
+            (s("HONGO"), s("STACKS"), s("書庫"), s("Stacks")),
+            (s("HONGO"), s("REF"), s("参考図書"), s("Reference")),
+            (s("KOMABA"), s("OPEN"), s("開架"), s("Open shelves")),
+            (s("KASHIWA"), s("OPEN"), s("開架"), s("Open shelves")),
+            (s("NAKANO"), s("OPEN"), s("開架"), s("Open shelves")),
+        ],
+        item_types: vec![
+            (s("BOOK"), s("図書"), s("Book")),
+            (s("SERIAL"), s("雑誌"), s("Serial")),
+            (s("AV"), s("視聴覚資料"), s("Audiovisual")),
+        ],
+    }
+}

@@ -1,1 +1,355 @@
-fn main(){}
+//! `shoko`, the one binary: every role is a subcommand (serve, demo, import,
+//! export, config). It alone reads the environment and the configuration file.
+
+mod config;
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use shoko_app::import::{ImportProgress, InputFormat};
+use shoko_app::{App, StoreOptions, SystemClock};
+
+use crate::config::Config;
+
+/// Shoko (書庫): an integrated library system with its own public catalogue.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Where Shoko keeps its database, configuration and logs.
+    #[arg(long, env = "SHOKO_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// `postgres://user:password@host/db` for PostgreSQL; default: SQLite in the data dir.
+    #[arg(
+        long = "database",
+        env = "SHOKO_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImportFormat {
+    Auto,
+    Iso2709,
+    Marcxml,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Iso2709,
+    Marcxml,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and pages.
+    Serve {
+        /// Address to listen on (default from the configuration: 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Create (or reuse) a data dir with demo records on four campuses, and serve.
+    Demo {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Import MARC records (ISO 2709 or MARCXML, MARC-8 or UTF-8).
+    Import {
+        /// Input format; `auto` decides per file from its first bytes.
+        #[arg(long, value_enum, default_value = "auto")]
+        format: ImportFormat,
+        /// Files to import, in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Export every record.
+    Export {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "iso2709")]
+        format: ExportFormat,
+        /// Output file (written whole, then renamed into place); default: standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Print the effective configuration, secrets redacted.
+    Config,
+}
+
+/// Exit code when some records were rejected and the rest imported.
+const EXIT_SOME_REJECTED: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let data_dir = config::data_dir(cli.data_dir.clone());
+    let config = match Config::load(&data_dir, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, data_dir, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn open_app(cli_db: Option<&str>, data_dir: &Path, config: &Config) -> anyhow::Result<App> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    let url = config.database_url(cli_db, data_dir);
+    let options = StoreOptions {
+        max_connections: config.database.max_connections.clamp(1, 100),
+        acquire_timeout: Duration::from_millis(
+            config.database.acquire_timeout_ms.clamp(100, 60_000),
+        ),
+    };
+    Ok(App::open(
+        &url,
+        &options,
+        config.catalogue.clone(),
+        Arc::new(SystemClock),
+    )
+    .await?)
+}
+
+async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<ExitCode> {
+    let db = cli.database.as_deref();
+    match cli.command {
+        Command::Config => {
+            let mut shown = config.clone();
+            shown.database.url = config.database_url(db, &data_dir);
+            print!("{}", shown.to_redacted_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen } => {
+            let app = open_app(db, &data_dir, &config).await?;
+            serve(app, listen.unwrap_or(config.server.listen.clone())).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { listen } => {
+            let config = demo_config(&data_dir, config)?;
+            let app = open_app(db, &data_dir, &config).await?;
+            if app.store.counts().await?.records == 0 {
+                let file = data_dir.join("demo.mrc");
+                std::fs::write(&file, DEMO_RECORDS)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                let report = app
+                    .import_files(
+                        &[file],
+                        InputFormat::Auto,
+                        Arc::new(shoko_app::import::Silent),
+                    )
+                    .await?;
+                tracing::info!(
+                    records = report.imported,
+                    items = report.items_created,
+                    "demo records imported"
+                );
+            }
+            serve(app, listen.unwrap_or(config.server.listen.clone())).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { format, files } => {
+            let app = open_app(db, &data_dir, &config).await?;
+            import(&app, format, &files).await
+        }
+        Command::Export { format, output } => {
+            let app = open_app(db, &data_dir, &config).await?;
+            let format = match format {
+                ExportFormat::Iso2709 => shoko_marc::Format::Iso2709,
+                ExportFormat::Marcxml => shoko_marc::Format::MarcXml,
+            };
+            let n = match output {
+                None => {
+                    app.export(format, BufWriter::new(std::io::stdout().lock()))
+                        .await?
+                }
+                Some(path) => {
+                    let tmp = path.with_extension("partial");
+                    let file = std::fs::File::create(&tmp)
+                        .with_context(|| format!("cannot create {}", tmp.display()))?;
+                    let n = app.export(format, BufWriter::new(&file)).await?;
+                    file.sync_all()?;
+                    std::fs::rename(&tmp, &path)?;
+                    n
+                }
+            };
+            eprintln!("exported {n} records");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The demo catalogue: real Library of Congress records in Japanese, Chinese,
+/// Korean and English with items on four campuses (see tools/make-demo.py).
+const DEMO_RECORDS: &[u8] = include_bytes!("../../../fixtures/demo/demo.mrc");
+
+/// The demo's configuration, written to the data dir the first time so that
+/// an operator can read and change it.
+const DEMO_CONFIG: &str = include_str!("demo.toml");
+
+fn demo_config(data_dir: &Path, config: Config) -> anyhow::Result<Config> {
+    let file = data_dir.join(config::FILE_NAME);
+    if file.exists() {
+        return Ok(config);
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    std::fs::write(&file, DEMO_CONFIG)
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(Config::load(data_dir, std::env::vars())?)
+}
+
+async fn serve(app: App, listen: String) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = app.store.engine().name(), "Shoko is serving");
+    eprintln!("Shoko is serving on http://{addr}/");
+    let store = app.store.clone();
+    shoko_web::serve(app, listener, shutdown_signal()).await?;
+    store.close().await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Shows import progress: a bar on a terminal, a line per batch otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl ImportProgress for Progress {
+    fn read(&self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(bytes);
+        }
+    }
+
+    fn committed(&self, records: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("{records} records committed")),
+            None => eprintln!("committed {records} records"),
+        }
+    }
+}
+
+async fn import(app: &App, format: ImportFormat, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut total = 0;
+    for f in files {
+        total += std::fs::metadata(f)
+            .with_context(|| format!("cannot read {}", f.display()))?
+            .len();
+    }
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {eta} {msg}")
+                .expect("the template is valid"),
+        );
+        bar
+    });
+    let progress = Arc::new(Progress { bar: bar.clone() });
+    let format = match format {
+        ImportFormat::Auto => InputFormat::Auto,
+        ImportFormat::Iso2709 => InputFormat::Exactly(shoko_marc::Format::Iso2709),
+        ImportFormat::Marcxml => InputFormat::Exactly(shoko_marc::Format::MarcXml),
+    };
+    let started = std::time::Instant::now();
+    let report = app.import_files(files, format, progress).await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    const MAX_WARNINGS: usize = 200;
+    for w in report.warnings.iter().take(MAX_WARNINGS) {
+        eprintln!("warning: {w}");
+    }
+    if report.warnings.len() > MAX_WARNINGS {
+        eprintln!(
+            "warning: … and {} more",
+            report.warnings.len() - MAX_WARNINGS
+        );
+    }
+    let processed = report.imported + report.updated;
+    eprintln!(
+        "{processed} records in {secs:.1} s ({:.0} records/s), {} items created",
+        processed as f64 / secs.max(1e-9),
+        report.items_created
+    );
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "imported {}, updated {}, rejected {}",
+        report.imported,
+        report.updated,
+        report.rejections.len()
+    )?;
+    for r in &report.rejections {
+        writeln!(out, "rejected: {r}")?;
+    }
+    Ok(if report.rejections.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_SOME_REJECTED)
+    })
+}

@@ -1,0 +1,833 @@
+//! Catalogue storage: bibliographic records, items, campuses, locations, item
+//! types, import runs, and the outbox rows every catalogue change writes.
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SimpleExpr, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, QueryResult, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
+use serde::Serialize;
+use shoko_domain::{BibSummary, ItemSpec};
+
+use crate::{Store, StoreError};
+
+/// Rows per multi-row INSERT: 18 columns × 500 rows stays far below the
+/// bind-parameter limits of both engines (SQLite 32,766; PostgreSQL 65,535).
+const ROWS_PER_INSERT: usize = 500;
+
+/// A record ready to be written by an import: its derived fields, the MARC
+/// record as ISO 2709 UTF-8, and the items read from its holdings fields.
+#[derive(Debug, Clone)]
+pub struct ImportRecord {
+    /// Position in its file (1-based), for messages.
+    pub number: u64,
+    /// Derived fields.
+    pub summary: BibSummary,
+    /// ISO 2709, UTF-8.
+    pub marc: Vec<u8>,
+    /// Items from holdings fields.
+    pub items: Vec<ItemSpec>,
+}
+
+/// An item that an import could not store, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemWarning {
+    /// The record's position in its file.
+    pub number: u64,
+    /// What happened.
+    pub reason: String,
+}
+
+/// What one committed batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// New records.
+    pub imported: u64,
+    /// Records that replaced an existing one with the same keys.
+    pub updated: u64,
+    /// Items created.
+    pub items_created: u64,
+    /// Items whose call number, campus, location or type were refreshed.
+    pub items_updated: u64,
+    /// Items that could not be stored.
+    pub warnings: Vec<ItemWarning>,
+}
+
+/// A stored bibliographic record with its derived fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordRow {
+    /// Shoko's id.
+    pub id: i64,
+    /// 001.
+    pub control_number: Option<String>,
+    /// Title to show.
+    pub title: String,
+    /// Title by which to sort.
+    pub title_reading: String,
+    /// Names.
+    pub authors: Vec<String>,
+    /// Subject headings.
+    pub subjects: Vec<String>,
+    /// ISBN-13s.
+    pub isbns: Vec<String>,
+    /// ISSNs.
+    pub issns: Vec<String>,
+    /// Publisher.
+    pub publisher: Option<String>,
+    /// Year of publication.
+    pub year: Option<i32>,
+    /// Language code.
+    pub language: Option<String>,
+    /// Broad format code.
+    pub format: String,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+    /// Last change, Unix milliseconds.
+    pub updated_at: i64,
+    /// Incremented by every change.
+    pub version: i64,
+    /// ISO 2709 UTF-8.
+    #[serde(skip)]
+    pub marc: Vec<u8>,
+}
+
+/// A stored item.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredItem {
+    /// Shoko's id.
+    pub id: i64,
+    /// The record the item is a copy of.
+    pub record_id: i64,
+    /// Barcode.
+    pub barcode: String,
+    /// Call number.
+    pub call_number: Option<String>,
+    /// Owning campus.
+    pub campus: String,
+    /// Shelving location.
+    pub location: Option<String>,
+    /// Item type.
+    pub item_type: String,
+    /// Status code.
+    pub status: String,
+    /// Incremented by every change.
+    pub version: i64,
+}
+
+/// Campuses, locations and item types, as configured.
+#[derive(Debug, Clone, Default)]
+pub struct ReferenceData {
+    /// (code, Japanese name, English name).
+    pub campuses: Vec<(String, String, String)>,
+    /// (campus, code, Japanese name, English name).
+    pub locations: Vec<(String, String, String, String)>,
+    /// (code, Japanese name, English name).
+    pub item_types: Vec<(String, String, String)>,
+}
+
+/// Row counts of the catalogue tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Bibliographic records.
+    pub records: i64,
+    /// Items.
+    pub items: i64,
+    /// Outbox rows.
+    pub outbox: i64,
+}
+
+fn col<T: sea_orm::TryGetable>(row: &QueryResult, i: usize) -> Result<T, StoreError> {
+    row.try_get_by_index(i).map_err(StoreError::from)
+}
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).expect("a list of strings always serialises")
+}
+
+fn parse_list(id: i64, what: &str, s: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s)
+        .map_err(|e| StoreError::Corrupt(format!("record {id}: {what} is not a JSON list: {e}")))
+}
+
+const RECORD_COLUMNS: [&str; 18] = [
+    "id",
+    "match_control",
+    "match_system",
+    "control_number",
+    "title",
+    "title_reading",
+    "authors",
+    "subjects",
+    "isbns",
+    "issns",
+    "publisher",
+    "year",
+    "language",
+    "format",
+    "marc",
+    "created_at",
+    "updated_at",
+    "version",
+];
+
+fn record_values(id: i64, r: &ImportRecord, now: i64) -> Vec<SimpleExpr> {
+    let s = &r.summary;
+    vec![
+        id.into(),
+        s.keys.control.clone().into(),
+        s.keys.system.clone().into(),
+        s.control_number.clone().into(),
+        s.title.clone().into(),
+        s.title_reading.clone().into(),
+        json_list(&s.authors).into(),
+        json_list(&s.subjects).into(),
+        json_list(&s.isbns).into(),
+        json_list(&s.issns).into(),
+        s.publisher.clone().into(),
+        s.year.into(),
+        s.language.clone().into(),
+        s.format.code().into(),
+        Value::Bytes(Some(r.marc.clone())).into(),
+        now.into(),
+        now.into(),
+        1i64.into(),
+    ]
+}
+
+fn row_to_record(row: &QueryResult) -> Result<RecordRow, StoreError> {
+    let id: i64 = col(row, 0)?;
+    Ok(RecordRow {
+        id,
+        control_number: col(row, 3)?,
+        title: col(row, 4)?,
+        title_reading: col(row, 5)?,
+        authors: parse_list(id, "authors", &col::<String>(row, 6)?)?,
+        subjects: parse_list(id, "subjects", &col::<String>(row, 7)?)?,
+        isbns: parse_list(id, "isbns", &col::<String>(row, 8)?)?,
+        issns: parse_list(id, "issns", &col::<String>(row, 9)?)?,
+        publisher: col(row, 10)?,
+        year: col(row, 11)?,
+        language: col(row, 12)?,
+        format: col(row, 13)?,
+        marc: col(row, 14)?,
+        created_at: col(row, 15)?,
+        updated_at: col(row, 16)?,
+        version: col(row, 17)?,
+    })
+}
+
+const ITEM_COLUMNS: [&str; 9] = [
+    "id",
+    "record_id",
+    "barcode",
+    "call_number",
+    "campus_code",
+    "location_code",
+    "item_type",
+    "status",
+    "version",
+];
+
+fn row_to_item(row: &QueryResult) -> Result<StoredItem, StoreError> {
+    Ok(StoredItem {
+        id: col(row, 0)?,
+        record_id: col(row, 1)?,
+        barcode: col(row, 2)?,
+        call_number: col(row, 3)?,
+        campus: col(row, 4)?,
+        location: col(row, 5)?,
+        item_type: col(row, 6)?,
+        status: col(row, 7)?,
+        version: col(row, 8)?,
+    })
+}
+
+impl Store {
+    /// Begins a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes can
+    /// never fail half-way for want of the lock.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
+        Ok(self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?)
+    }
+
+    /// Reserves `n` consecutive ids from a named counter, in a short
+    /// transaction of its own: ids lost to a rolled-back batch leave gaps,
+    /// which is harmless, and no lock is held while the batch is written.
+    async fn allocate_ids(&self, counter: &str, n: i64) -> Result<i64, StoreError> {
+        let txn = self.begin_write().await?;
+        txn.execute(
+            &Query::insert()
+                .into_table("counters")
+                .columns(["name", "value"])
+                .values_panic([counter.into(), 0i64.into()])
+                .on_conflict(OnConflict::column("name").do_nothing().to_owned())
+                .to_owned(),
+        )
+        .await?;
+        let row = txn
+            .query_one(
+                &Query::update()
+                    .table("counters")
+                    .value("value", Expr::col("value").add(n))
+                    .and_where(Expr::col("name").eq(counter))
+                    .returning_col("value")
+                    .to_owned(),
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("counter {counter} vanished")))?;
+        let last: i64 = col(&row, 0)?;
+        txn.commit().await?;
+        Ok(last - n + 1)
+    }
+
+    /// Makes the campuses, locations and item types in the database match the
+    /// configuration (insert or rename; nothing is deleted, since items may
+    /// still refer to a code that was removed from the configuration).
+    pub async fn sync_reference_data(&self, data: &ReferenceData) -> Result<(), StoreError> {
+        let txn = self.begin_write().await?;
+        for (code, ja, en) in &data.campuses {
+            upsert_named(&txn, "campuses", &[("code", code)], ja, en).await?;
+        }
+        for (campus, code, ja, en) in &data.locations {
+            upsert_named(
+                &txn,
+                "locations",
+                &[("campus_code", campus), ("code", code)],
+                ja,
+                en,
+            )
+            .await?;
+        }
+        for (code, ja, en) in &data.item_types {
+            upsert_named(&txn, "item_types", &[("code", code)], ja, en).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Starts an import run and returns its id.
+    pub async fn begin_import_run(&self, files: &[String], now: i64) -> Result<i64, StoreError> {
+        let txn = self.begin_write().await?;
+        let row = txn
+            .query_one(
+                &Query::insert()
+                    .into_table("import_runs")
+                    .columns([
+                        "files",
+                        "status",
+                        "started_at",
+                        "records_committed",
+                        "imported",
+                        "updated",
+                        "rejected",
+                    ])
+                    .values_panic([
+                        json_list(files).into(),
+                        "running".into(),
+                        now.into(),
+                        0i64.into(),
+                        0i64.into(),
+                        0i64.into(),
+                        0i64.into(),
+                    ])
+                    .returning_col("id")
+                    .to_owned(),
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
+        let id = col(&row, 0)?;
+        txn.commit().await?;
+        Ok(id)
+    }
+
+    /// Marks an import run finished with its rejected count.
+    pub async fn finish_import_run(
+        &self,
+        run: i64,
+        rejected: u64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                &Query::update()
+                    .table("import_runs")
+                    .value("status", "finished")
+                    .value("finished_at", now)
+                    .value("rejected", rejected as i64)
+                    .and_where(Expr::col("id").eq(run))
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The records committed so far by an import run (as the database says).
+    pub async fn import_run_committed(
+        &self,
+        run: i64,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                &Query::select()
+                    .columns(["status", "records_committed"])
+                    .from("import_runs")
+                    .and_where(Expr::col("id").eq(run))
+                    .to_owned(),
+            )
+            .await?;
+        row.map(|r| Ok((col(&r, 0)?, col(&r, 1)?))).transpose()
+    }
+
+    /// Writes one import batch in one transaction: new records inserted,
+    /// records with known keys (001+003, else 035) updated, their items
+    /// created or refreshed, an outbox row for each record, and the run's
+    /// progress. Either all of it is committed or none of it.
+    pub async fn write_import_batch(
+        &self,
+        run: i64,
+        batch: &[ImportRecord],
+        now: i64,
+    ) -> Result<BatchOutcome, StoreError> {
+        let mut outcome = BatchOutcome::default();
+        if batch.is_empty() {
+            return Ok(outcome);
+        }
+        // Ids are reserved before the transaction; unused ones become gaps.
+        let first_id = self.allocate_ids("records", batch.len() as i64).await?;
+        let txn = self.begin_write().await?;
+
+        let controls: Vec<String> = batch
+            .iter()
+            .filter_map(|r| r.summary.keys.control.clone())
+            .collect();
+        let systems: Vec<String> = batch
+            .iter()
+            .filter_map(|r| r.summary.keys.system.clone())
+            .collect();
+        let mut by_control: HashMap<String, i64> = HashMap::new();
+        let mut by_system: HashMap<String, i64> = HashMap::new();
+        for (column, keys, map) in [
+            ("match_control", &controls, &mut by_control),
+            ("match_system", &systems, &mut by_system),
+        ] {
+            for chunk in keys.chunks(ROWS_PER_INSERT * 2) {
+                let rows = txn
+                    .query_all(
+                        &Query::select()
+                            .columns(["id", column])
+                            .from("records")
+                            .and_where(Expr::col(column).is_in(chunk.iter().cloned()))
+                            .to_owned(),
+                    )
+                    .await?;
+                for row in rows {
+                    map.insert(col(&row, 1)?, col(&row, 0)?);
+                }
+            }
+        }
+
+        // Decide, in file order, which records are new and which replace one.
+        let mut new_rows: Vec<(i64, &ImportRecord)> = Vec::new();
+        let mut new_index: HashMap<i64, usize> = HashMap::new();
+        let mut updates: Vec<(i64, &ImportRecord)> = Vec::new();
+        for (k, r) in batch.iter().enumerate() {
+            let keys = &r.summary.keys;
+            let existing = keys
+                .control
+                .as_ref()
+                .and_then(|c| by_control.get(c))
+                .or_else(|| keys.system.as_ref().and_then(|s| by_system.get(s)))
+                .copied();
+            match existing {
+                Some(id) => {
+                    outcome.updated += 1;
+                    match new_index.get(&id) {
+                        // The same record twice in one batch: the later one wins.
+                        Some(&i) => new_rows[i].1 = r,
+                        None => updates.push((id, r)),
+                    }
+                }
+                None => {
+                    let id = first_id + k as i64;
+                    outcome.imported += 1;
+                    new_index.insert(id, new_rows.len());
+                    new_rows.push((id, r));
+                    if let Some(c) = &keys.control {
+                        by_control.insert(c.clone(), id);
+                    }
+                    if let Some(s) = &keys.system {
+                        by_system.insert(s.clone(), id);
+                    }
+                }
+            }
+        }
+
+        for chunk in new_rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = Query::insert();
+            insert.into_table("records").columns(RECORD_COLUMNS);
+            for (id, r) in chunk {
+                insert.values_panic(record_values(*id, r, now));
+            }
+            txn.execute(&insert).await?;
+        }
+        for (id, r) in &updates {
+            let values = record_values(*id, r, now);
+            let mut update = Query::update();
+            update.table("records");
+            // Every column but id, created_at and version, which are kept or bumped.
+            for (name, value) in RECORD_COLUMNS.iter().zip(values).skip(1) {
+                if !matches!(*name, "created_at" | "version") {
+                    update.value(*name, value);
+                }
+            }
+            update
+                .value("version", Expr::col("version").add(1))
+                .and_where(Expr::col("id").eq(*id));
+            txn.execute(&update).await?;
+        }
+
+        let touched: Vec<(i64, &ImportRecord)> =
+            new_rows.iter().chain(updates.iter()).copied().collect();
+        write_items(&txn, &touched, now, &mut outcome).await?;
+
+        for chunk in touched.chunks(ROWS_PER_INSERT) {
+            let mut insert = Query::insert();
+            insert
+                .into_table("catalogue_outbox")
+                .columns(["record_id", "op", "created_at"]);
+            for (id, _) in chunk {
+                insert.values_panic([(*id).into(), "upsert".into(), now.into()]);
+            }
+            txn.execute(&insert).await?;
+        }
+        txn.execute(
+            &Query::update()
+                .table("import_runs")
+                .value(
+                    "records_committed",
+                    Expr::col("records_committed").add(batch.len() as i64),
+                )
+                .value(
+                    "imported",
+                    Expr::col("imported").add(outcome.imported as i64),
+                )
+                .value("updated", Expr::col("updated").add(outcome.updated as i64))
+                .and_where(Expr::col("id").eq(run))
+                .to_owned(),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(outcome)
+    }
+
+    /// One record by id.
+    pub async fn record(&self, id: i64) -> Result<Option<RecordRow>, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                &Query::select()
+                    .columns(RECORD_COLUMNS)
+                    .from("records")
+                    .and_where(Expr::col("id").eq(id))
+                    .to_owned(),
+            )
+            .await?;
+        row.as_ref().map(row_to_record).transpose()
+    }
+
+    /// Records whose 001 is this control number (several organisations may
+    /// use the same number, so this is a list).
+    pub async fn records_by_control_number(
+        &self,
+        number: &str,
+    ) -> Result<Vec<RecordRow>, StoreError> {
+        let rows = self
+            .db
+            .query_all(
+                &Query::select()
+                    .columns(RECORD_COLUMNS)
+                    .from("records")
+                    .and_where(Expr::col("control_number").eq(number))
+                    .order_by("id", sea_orm::sea_query::Order::Asc)
+                    .to_owned(),
+            )
+            .await?;
+        rows.iter().map(row_to_record).collect()
+    }
+
+    /// Records in id order after `after`, at most `limit`: the export's and
+    /// the reindexer's cursor, constant memory however large the catalogue.
+    pub async fn records_after(
+        &self,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<RecordRow>, StoreError> {
+        let rows = self
+            .db
+            .query_all(
+                &Query::select()
+                    .columns(RECORD_COLUMNS)
+                    .from("records")
+                    .and_where(Expr::col("id").gt(after))
+                    .order_by("id", sea_orm::sea_query::Order::Asc)
+                    .limit(limit)
+                    .to_owned(),
+            )
+            .await?;
+        rows.iter().map(row_to_record).collect()
+    }
+
+    /// The items of a record, by barcode.
+    pub async fn items_of(&self, record_id: i64) -> Result<Vec<StoredItem>, StoreError> {
+        let rows = self
+            .db
+            .query_all(
+                &Query::select()
+                    .columns(ITEM_COLUMNS)
+                    .from("items")
+                    .and_where(Expr::col("record_id").eq(record_id))
+                    .order_by("barcode", sea_orm::sea_query::Order::Asc)
+                    .to_owned(),
+            )
+            .await?;
+        rows.iter().map(row_to_item).collect()
+    }
+
+    /// One item by barcode.
+    pub async fn item_by_barcode(&self, barcode: &str) -> Result<Option<StoredItem>, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                &Query::select()
+                    .columns(ITEM_COLUMNS)
+                    .from("items")
+                    .and_where(Expr::col("barcode").eq(barcode))
+                    .to_owned(),
+            )
+            .await?;
+        row.as_ref().map(row_to_item).transpose()
+    }
+
+    /// Adds one item to a record, with its outbox row, in one transaction.
+    /// Returns `None` when the barcode is already taken.
+    pub async fn add_item(
+        &self,
+        record_id: i64,
+        item: &ItemSpec,
+        now: i64,
+    ) -> Result<Option<StoredItem>, StoreError> {
+        let txn = self.begin_write().await?;
+        let taken = txn
+            .query_one(
+                &Query::select()
+                    .column("id")
+                    .from("items")
+                    .and_where(Expr::col("barcode").eq(item.barcode.as_str()))
+                    .to_owned(),
+            )
+            .await?
+            .is_some();
+        if taken {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let mut insert = Query::insert();
+        insert.into_table("items").columns(
+            ITEM_COLUMNS
+                .iter()
+                .skip(1)
+                .copied()
+                .chain(["created_at", "updated_at"]),
+        );
+        insert.values_panic(item_values(record_id, item, now));
+        txn.execute(&insert).await?;
+        txn.execute(
+            &Query::insert()
+                .into_table("catalogue_outbox")
+                .columns(["record_id", "op", "created_at"])
+                .values_panic([record_id.into(), "upsert".into(), now.into()])
+                .to_owned(),
+        )
+        .await?;
+        let row = txn
+            .query_one(
+                &Query::select()
+                    .columns(ITEM_COLUMNS)
+                    .from("items")
+                    .and_where(Expr::col("barcode").eq(item.barcode.as_str()))
+                    .to_owned(),
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("inserted item not found".into()))?;
+        let stored = row_to_item(&row)?;
+        txn.commit().await?;
+        Ok(Some(stored))
+    }
+
+    /// Row counts of the catalogue tables.
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        let mut c = Counts::default();
+        for (table, slot) in [
+            ("records", &mut c.records),
+            ("items", &mut c.items),
+            ("catalogue_outbox", &mut c.outbox),
+        ] {
+            let row = self
+                .db
+                .query_one(
+                    &Query::select()
+                        .expr(Expr::col("*").count())
+                        .from(table)
+                        .to_owned(),
+                )
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("COUNT(*) on {table} gave no row")))?;
+            *slot = col(&row, 0)?;
+        }
+        Ok(c)
+    }
+
+    /// The configured campus codes.
+    pub async fn campus_codes(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .db
+            .query_all(&Query::select().column("code").from("campuses").to_owned())
+            .await?;
+        rows.iter().map(|r| col(r, 0)).collect()
+    }
+}
+
+fn item_values(record_id: i64, item: &ItemSpec, now: i64) -> Vec<SimpleExpr> {
+    vec![
+        record_id.into(),
+        item.barcode.as_str().into(),
+        item.call_number.clone().into(),
+        item.campus.as_str().into(),
+        item.location.as_ref().map(|l| l.as_str().to_owned()).into(),
+        item.item_type.as_str().into(),
+        item.status.code().into(),
+        1i64.into(),
+        now.into(),
+        now.into(),
+    ]
+}
+
+async fn upsert_named(
+    txn: &DatabaseTransaction,
+    table: &'static str,
+    keys: &[(&'static str, &String)],
+    ja: &str,
+    en: &str,
+) -> Result<(), StoreError> {
+    let mut insert = Query::insert();
+    insert
+        .into_table(table)
+        .columns(keys.iter().map(|k| k.0).chain(["name_ja", "name_en"]));
+    let values: Vec<SimpleExpr> = keys
+        .iter()
+        .map(|k| k.1.as_str().into())
+        .chain([ja.into(), en.into()])
+        .collect();
+    insert.values_panic(values).on_conflict(
+        OnConflict::columns(keys.iter().map(|k| k.0))
+            .update_columns(["name_ja", "name_en"])
+            .to_owned(),
+    );
+    txn.execute(&insert).await?;
+    Ok(())
+}
+
+/// Creates the items of the records just written, or refreshes an item that
+/// already belongs to the same record; a barcode held by another record is a
+/// warning, never a silent move.
+async fn write_items(
+    txn: &DatabaseTransaction,
+    touched: &[(i64, &ImportRecord)],
+    now: i64,
+    outcome: &mut BatchOutcome,
+) -> Result<(), StoreError> {
+    let barcodes: Vec<String> = touched
+        .iter()
+        .flat_map(|(_, r)| r.items.iter().map(|i| i.barcode.as_str().to_owned()))
+        .collect();
+    if barcodes.is_empty() {
+        return Ok(());
+    }
+    let mut owner: HashMap<String, i64> = HashMap::new();
+    for chunk in barcodes.chunks(ROWS_PER_INSERT * 2) {
+        let rows = txn
+            .query_all(
+                &Query::select()
+                    .columns(["barcode", "record_id"])
+                    .from("items")
+                    .and_where(Expr::col("barcode").is_in(chunk.iter().cloned()))
+                    .to_owned(),
+            )
+            .await?;
+        for row in rows {
+            owner.insert(col(&row, 0)?, col(&row, 1)?);
+        }
+    }
+    let mut inserts: Vec<Vec<SimpleExpr>> = Vec::new();
+    for (id, r) in touched {
+        for item in &r.items {
+            let code = item.barcode.as_str();
+            match owner.get(code) {
+                Some(o) if o == id => {
+                    txn.execute(
+                        &Query::update()
+                            .table("items")
+                            .value("call_number", item.call_number.clone())
+                            .value("campus_code", item.campus.as_str())
+                            .value(
+                                "location_code",
+                                item.location.as_ref().map(|l| l.as_str().to_owned()),
+                            )
+                            .value("item_type", item.item_type.as_str())
+                            .value("updated_at", now)
+                            .value("version", Expr::col("version").add(1))
+                            .and_where(Expr::col("barcode").eq(code))
+                            .to_owned(),
+                    )
+                    .await?;
+                    outcome.items_updated += 1;
+                }
+                Some(o) => outcome.warnings.push(ItemWarning {
+                    number: r.number,
+                    reason: format!(
+                        "item {code}: barcode already belongs to record {o}; not moved"
+                    ),
+                }),
+                None => {
+                    owner.insert(code.to_owned(), *id);
+                    inserts.push(item_values(*id, item, now));
+                    outcome.items_created += 1;
+                }
+            }
+        }
+    }
+    for chunk in inserts.chunks(ROWS_PER_INSERT) {
+        let mut insert = Query::insert();
+        insert.into_table("items").columns(
+            ITEM_COLUMNS
+                .iter()
+                .skip(1)
+                .copied()
+                .chain(["created_at", "updated_at"]),
+        );
+        for values in chunk {
+            insert.values_panic(values.clone());
+        }
+        txn.execute(&insert).await?;
+    }
+    Ok(())
+}
