@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SimpleExpr, Value};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, OnConflict, Query, SimpleExpr, Value};
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, QueryResult, SqliteTransactionMode, TransactionOptions,
     TransactionTrait,
@@ -685,7 +685,7 @@ impl Store {
                 .db
                 .query_one(
                     &Query::select()
-                        .expr(Expr::col("*").count())
+                        .expr(Expr::col(Asterisk).count())
                         .from(table)
                         .to_owned(),
                 )
