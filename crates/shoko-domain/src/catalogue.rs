@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use shoko_marc::{Field, Record};
+use unicode_normalization::UnicodeNormalization;
 
 /// The broad kind of material, from leader/06–07.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -119,6 +120,8 @@ pub fn trim_punctuation(s: &str) -> &str {
     }
 }
 
+/// Joins the chosen subfields, punctuation trimmed, in NFC: MARC 21 records
+/// usually carry decomposed accents (o + U+0304), derived fields are composed (ō).
 fn join_subfields(field: &Field, codes: &str, sep: &str) -> String {
     let parts: Vec<&str> = field
         .subfields()
@@ -127,7 +130,7 @@ fn join_subfields(field: &Field, codes: &str, sep: &str) -> String {
         .map(|s| trim_punctuation(&s.value))
         .filter(|s| !s.is_empty())
         .collect();
-    parts.join(sep)
+    parts.join(sep).nfc().collect()
 }
 
 /// Whether text holds CJK ideographs, kana or hangul.
@@ -266,7 +269,7 @@ pub fn summarise(record: &Record) -> BibSummary {
     let publisher = imprint_880
         .and_then(|f| f.first('b'))
         .or_else(|| imprint.and_then(|f| f.first('b')))
-        .map(|s| trim_punctuation(s).to_owned())
+        .map(|s| trim_punctuation(s).nfc().collect::<String>())
         .filter(|s| !s.is_empty());
 
     let f008 = record.control("008").unwrap_or("");

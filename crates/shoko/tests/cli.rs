@@ -1,0 +1,309 @@
+//! The `shoko` binary end to end, as an operator runs it: import, export,
+//! serve, demo and config, against real files, real yaz-marcdump and pymarc,
+//! on SQLite and on PostgreSQL.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use shoko_testkit::{TestDb, each_engine, fixtures};
+
+/// A data dir and a database for one test.
+struct Shoko {
+    dir: tempfile::TempDir,
+    db: TestDb,
+}
+
+impl Shoko {
+    fn new(db: TestDb) -> Shoko {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("shoko.toml"),
+            include_str!("../src/demo.toml"),
+        )
+        .expect("config");
+        Shoko { dir, db }
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_shoko"));
+        c.arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("--database")
+            .arg(&self.db.url)
+            .env("SHOKO_LOG__LEVEL", "warn");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("shoko runs")
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn marc(path: &str) -> String {
+    fixtures().join("marc").join(path).display().to_string()
+}
+
+#[tokio::test]
+async fn an_import_lists_each_rejected_record_and_exits_3() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let bad = marc("pymarc/bad_records.mrc");
+        let o = s.run(&["import", &marc("loc/loc_books2016_jpn300.mrc"), &bad]);
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(o.status.code(), Some(3), "{}: {out}", s.db.engine);
+        assert_eq!(lines[0], "imported 303, updated 0, rejected 5");
+        assert_eq!(lines.len(), 6, "{out}");
+        assert!(
+            lines[1].starts_with(&format!("rejected: {bad}: record 2 at byte 127: ")),
+            "{}",
+            lines[1]
+        );
+
+        let again = s.run(&["import", &marc("loc/loc_books2016_jpn300.mrc")]);
+        assert_eq!(again.status.code(), Some(0));
+        assert_eq!(stdout(&again).trim(), "imported 0, updated 300, rejected 0");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn marcxml_and_marc8_files_import_as_the_same_records() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let o = s.run(&["import", "--format", "marcxml", &marc("loc/loc_books2016_jpn300.xml")]);
+        assert_eq!(stdout(&o).trim(), "imported 300, updated 0, rejected 0", "{}", s.db.engine);
+        // The same 300 records in MARC-8 match by 001+003 and update.
+        let o = s.run(&["import", &marc("loc/loc_books2016_jpn300.marc8.mrc")]);
+        assert_eq!(stdout(&o).trim(), "imported 0, updated 300, rejected 0");
+    })
+    .await;
+}
+
+#[test]
+fn a_missing_file_is_a_fatal_error_with_exit_1() {
+    let s = Shoko::new(TestDb::sqlite());
+    let o = s.run(&["import", "/nonexistent/file.mrc"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/file.mrc"));
+}
+
+#[test]
+fn an_unknown_configuration_key_is_named_and_nothing_runs() {
+    let s = Shoko::new(TestDb::sqlite());
+    std::fs::write(s.dir.path().join("shoko.toml"), "[server]\nlisen = \"x\"\n").expect("write");
+    let o = s.run(&["config"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("lisen"));
+}
+
+#[test]
+fn config_prints_the_effective_configuration_without_the_password() {
+    let s = Shoko::new(TestDb::sqlite());
+    let o = Command::new(env!("CARGO_BIN_EXE_shoko"))
+        .arg("--data-dir")
+        .arg(s.dir.path())
+        .args(["--database", "postgres://shoko:s3cret@db.example/shoko", "config"])
+        .env("SHOKO_SERVER__LISTEN", "0.0.0.0:9000")
+        .output()
+        .expect("runs");
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(!out.contains("s3cret"), "{out}");
+    assert!(out.contains("postgres://shoko:***@db.example/shoko"), "{out}");
+    assert!(out.contains("listen = \"0.0.0.0:9000\""), "{out}");
+    assert!(out.contains("name_ja = \"本郷\""), "{out}");
+}
+
+fn count_with_yaz(path: &Path, xml: bool) -> usize {
+    // Convert to ISO 2709 and count record terminators; any warning fails.
+    let mut c = Command::new("yaz-marcdump");
+    if xml {
+        c.args(["-i", "marcxml"]);
+    }
+    let o = c
+        .args(["-o", "marc"])
+        .arg(path)
+        .output()
+        .expect("yaz-marcdump is installed (scripts/install-test-deps)");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && stderr.trim().is_empty(), "yaz-marcdump: {stderr}");
+    o.stdout.iter().filter(|&&b| b == 0x1D).count()
+}
+
+fn count_with_pymarc(path: &Path, xml: bool) -> usize {
+    let script = if xml {
+        "import sys, pymarc\nrecs = pymarc.parse_xml_to_array(sys.argv[1])\nassert all(r is not None for r in recs)\nprint(len(recs))"
+    } else {
+        "import sys, pymarc\nn = 0\nwith open(sys.argv[1], 'rb') as fh:\n    for r in pymarc.MARCReader(fh, to_unicode=True, permissive=False):\n        assert r is not None\n        n += 1\nprint(n)"
+    };
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(o.status.success(), "pymarc failed: {}", String::from_utf8_lossy(&o.stderr));
+    stdout(&o).trim().parse().expect("a count")
+}
+
+#[tokio::test]
+async fn exported_files_read_back_cleanly_in_yaz_marcdump_and_pymarc() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let o = s.run(&[
+            "import",
+            &marc("loc/loc_books2016_jpn300.marc8.mrc"),
+            &marc("loc/loc_books2016_kor100.mrc"),
+            &marc("loc/loc_books2016_largest20.mrc"),
+            &marc("marc-perl/marc-charset/cjk1.marc"),
+        ]);
+        assert_eq!(stdout(&o).lines().next(), Some("imported 421, updated 0, rejected 0"), "{}", s.db.engine);
+        for (format, xml) in [("iso2709", false), ("marcxml", true)] {
+            let out: PathBuf = s.dir.path().join(format!("export.{format}"));
+            let o = s.run(&["export", "--format", format, "--output", &out.display().to_string()]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(count_with_yaz(&out, xml), 421, "{format}");
+            assert_eq!(count_with_pymarc(&out, xml), 421, "{format}");
+        }
+    })
+    .await;
+}
+
+/// A running `shoko serve` or `shoko demo`, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the server and waits for the line that says where it serves.
+fn start(mut cmd: Command) -> Server {
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let stderr = child.stderr.take().expect("piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server says where it serves before exiting")
+            .expect("stderr line");
+        if let Some(rest) = line.strip_prefix("Shoko is serving on ") {
+            break rest.trim_end_matches('/').to_owned();
+        }
+    };
+    // Keep draining so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Server { child, base }
+}
+
+#[tokio::test]
+async fn the_server_answers_health_and_records_by_id_and_control_number() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let o = s.run(&["import", &marc("loc/loc_books2016_jpn300.mrc")]);
+        assert!(o.status.success());
+        let mut cmd = s.command();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        let server = start(cmd);
+        let http = reqwest::Client::new();
+        let health = http.get(format!("{}/health", server.base)).send().await.expect("health");
+        assert_eq!(health.status(), 200);
+
+        let found: serde_json::Value = http
+            .get(format!("{}/api/v1/records?control_number=00271342", server.base))
+            .send()
+            .await
+            .expect("find")
+            .json()
+            .await
+            .expect("json");
+        let id = found["records"][0]["id"].as_i64().expect("an id");
+        let record: serde_json::Value = http
+            .get(format!("{}/api/v1/records/{id}", server.base))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(record["title"], "伝統話芸・講談のすべて", "{}", s.db.engine);
+        assert_eq!(record["title_reading"], "Dentō wagei kōdan no subete");
+        assert_eq!(record["marc"]["fields"][0]["001"], "   00271342 ");
+
+        let added = http
+            .post(format!("{}/api/v1/records/{id}/items", server.base))
+            .json(&serde_json::json!({
+                "barcode": "KMB0000001", "campus": "komaba", "location": "OPEN",
+                "call_number": "GR340 .A25", "item_type": "BOOK"
+            }))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(added.status(), 201);
+        let again = http
+            .post(format!("{}/api/v1/records/{id}/items", server.base))
+            .json(&serde_json::json!({"barcode": "KMB0000001", "campus": "KOMABA", "item_type": "BOOK"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(again.status(), 409);
+        let body: serde_json::Value = again.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "barcode_taken");
+
+        let missing = http.get(format!("{}/api/v1/records/999999", server.base)).send().await.expect("get");
+        assert_eq!(missing.status(), 404);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_demo_serves_japanese_chinese_korean_and_english_records_with_items() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("shoko-data");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoko"));
+    cmd.arg("--data-dir").arg(&data).args(["demo", "--listen", "127.0.0.1:0"]);
+    let server = start(cmd);
+    let http = reqwest::Client::new();
+    let mut scripts = (false, false, false);
+    let mut campuses = std::collections::BTreeSet::new();
+    for id in 1..=100 {
+        let r: serde_json::Value = http
+            .get(format!("{}/api/v1/records/{id}", server.base))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        let title = r["title"].as_str().expect("title");
+        scripts.0 |= title.chars().any(|c| ('\u{3040}'..='\u{30FF}').contains(&c));
+        scripts.1 |= r["language"] == "chi" && title.chars().any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));
+        scripts.2 |= title.chars().any(|c| ('\u{AC00}'..='\u{D7AF}').contains(&c));
+        for item in r["items"].as_array().expect("items") {
+            campuses.insert(item["campus"].as_str().expect("campus").to_owned());
+        }
+    }
+    assert_eq!(scripts, (true, true, true));
+    assert_eq!(campuses.len(), 4, "{campuses:?}");
+    drop(server);
+    // Reused: a second start does not import the demo records again.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoko"));
+    cmd.arg("--data-dir").arg(&data).args(["demo", "--listen", "127.0.0.1:0"]);
+    let server = start(cmd);
+    let r = http.get(format!("{}/api/v1/records/101", server.base)).send().await.expect("get");
+    assert_eq!(r.status(), 404);
+}
