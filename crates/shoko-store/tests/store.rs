@@ -48,7 +48,10 @@ fn record(control: &str, title: &str, barcodes: &[&str]) -> ImportRecord {
 }
 
 async fn run(store: &Store) -> i64 {
-    store.begin_import_run(&["test.mrc".into()], 1).await.expect("run")
+    store
+        .begin_import_run(&["test.mrc".into()], 1)
+        .await
+        .expect("run")
 }
 
 #[tokio::test]
@@ -60,16 +63,30 @@ async fn a_batch_stores_records_items_and_one_outbox_row_per_record() {
             record("001", "吾輩は猫である", &["B001", "B002"]),
             record("002", "坊っちゃん", &["B003"]),
         ];
-        let out = store.write_import_batch(run, &batch, 10).await.expect("batch");
-        assert_eq!((out.imported, out.updated, out.items_created), (2, 0, 3), "{}", db.engine);
+        let out = store
+            .write_import_batch(run, &batch, 10)
+            .await
+            .expect("batch");
+        assert_eq!(
+            (out.imported, out.updated, out.items_created),
+            (2, 0, 3),
+            "{}",
+            db.engine
+        );
         let c = store.counts().await.expect("counts");
         assert_eq!((c.records, c.items, c.outbox), (2, 3, 2), "{}", db.engine);
         let found = store.records_by_control_number("001").await.expect("find");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].title, "吾輩は猫である");
         let items = store.items_of(found[0].id).await.expect("items");
-        assert_eq!(items.iter().map(|i| i.barcode.as_str()).collect::<Vec<_>>(), ["B001", "B002"]);
-        assert_eq!(store.import_run_committed(run).await.expect("run"), Some(("running".into(), 2)));
+        assert_eq!(
+            items.iter().map(|i| i.barcode.as_str()).collect::<Vec<_>>(),
+            ["B001", "B002"]
+        );
+        assert_eq!(
+            store.import_run_committed(run).await.expect("run"),
+            Some(("running".into(), 2))
+        );
     })
     .await;
 }
@@ -84,7 +101,11 @@ async fn reimporting_a_record_updates_it_instead_of_duplicating() {
             .await
             .expect("first");
         let out = store
-            .write_import_batch(run, &[record("001", "吾輩ハ猫デアル", &["B001", "B009"])], 20)
+            .write_import_batch(
+                run,
+                &[record("001", "吾輩ハ猫デアル", &["B001", "B009"])],
+                20,
+            )
             .await
             .expect("second");
         assert_eq!((out.imported, out.updated), (0, 1), "{}", db.engine);
@@ -92,7 +113,10 @@ async fn reimporting_a_record_updates_it_instead_of_duplicating() {
         let found = store.records_by_control_number("001").await.expect("find");
         assert_eq!(found.len(), 1, "{}", db.engine);
         assert_eq!(found[0].title, "吾輩ハ猫デアル");
-        assert_eq!((found[0].version, found[0].created_at, found[0].updated_at), (2, 10, 20));
+        assert_eq!(
+            (found[0].version, found[0].created_at, found[0].updated_at),
+            (2, 10, 20)
+        );
         assert_eq!(store.counts().await.expect("counts").items, 2);
     })
     .await;
@@ -104,7 +128,11 @@ async fn the_same_record_twice_in_one_batch_is_stored_once_with_the_later_versio
         let store = db.store().await;
         let run = run(&store).await;
         let out = store
-            .write_import_batch(run, &[record("007", "first", &[]), record("007", "second", &[])], 1)
+            .write_import_batch(
+                run,
+                &[record("007", "first", &[]), record("007", "second", &[])],
+                1,
+            )
             .await
             .expect("batch");
         assert_eq!((out.imported, out.updated), (1, 1), "{}", db.engine);
@@ -130,7 +158,11 @@ async fn a_barcode_held_by_another_record_is_reported_and_not_moved() {
             .expect("second");
         assert_eq!(out.warnings.len(), 1, "{}", db.engine);
         assert!(out.warnings[0].reason.contains("B001"));
-        let item = store.item_by_barcode("B001").await.expect("item").expect("exists");
+        let item = store
+            .item_by_barcode("B001")
+            .await
+            .expect("item")
+            .expect("exists");
         let first = &store.records_by_control_number("001").await.expect("find")[0];
         assert_eq!(item.record_id, first.id);
     })
@@ -148,10 +180,21 @@ async fn an_item_added_later_gets_an_outbox_row_and_a_taken_barcode_is_refused()
             .expect("import");
         let id = store.records_by_control_number("001").await.expect("find")[0].id;
         let mut spec = record("x", "x", &["B002"]).items.remove(0);
-        let added = store.add_item(id, &spec, 5).await.expect("add").expect("added");
-        assert_eq!((added.barcode.as_str(), added.status.as_str()), ("B002", "available"));
+        let added = store
+            .add_item(id, &spec, 5)
+            .await
+            .expect("add")
+            .expect("added");
+        assert_eq!(
+            (added.barcode.as_str(), added.status.as_str()),
+            ("B002", "available")
+        );
         spec.barcode = Barcode::parse("B001").expect("barcode");
-        assert!(store.add_item(id, &spec, 6).await.expect("add").is_none(), "{}", db.engine);
+        assert!(
+            store.add_item(id, &spec, 6).await.expect("add").is_none(),
+            "{}",
+            db.engine
+        );
         assert_eq!(store.counts().await.expect("counts").outbox, 2);
     })
     .await;
@@ -162,8 +205,13 @@ async fn paging_by_id_visits_every_record_once() {
     each_engine(|db| async move {
         let store = db.store().await;
         let run = run(&store).await;
-        let batch: Vec<_> = (0..25).map(|i| record(&format!("{i:03}"), "t", &[])).collect();
-        store.write_import_batch(run, &batch, 1).await.expect("batch");
+        let batch: Vec<_> = (0..25)
+            .map(|i| record(&format!("{i:03}"), "t", &[]))
+            .collect();
+        store
+            .write_import_batch(run, &batch, 1)
+            .await
+            .expect("batch");
         let (mut after, mut seen) = (0, Vec::new());
         loop {
             let page = store.records_after(after, 7).await.expect("page");
@@ -190,8 +238,16 @@ async fn reopening_applies_no_migration_twice_and_keeps_the_data() {
         let migrations = store.applied_migrations().await.expect("migrations");
         store.close().await.expect("close");
         let again = db.store().await;
-        assert_eq!(again.applied_migrations().await.expect("migrations"), migrations);
-        assert_eq!(again.counts().await.expect("counts").records, 1, "{}", db.engine);
+        assert_eq!(
+            again.applied_migrations().await.expect("migrations"),
+            migrations
+        );
+        assert_eq!(
+            again.counts().await.expect("counts").records,
+            1,
+            "{}",
+            db.engine
+        );
     })
     .await;
 }

@@ -76,8 +76,18 @@ async fn an_import_lists_each_rejected_record_and_exits_3() {
 async fn marcxml_and_marc8_files_import_as_the_same_records() {
     each_engine(|db| async move {
         let s = Shoko::new(db);
-        let o = s.run(&["import", "--format", "marcxml", &marc("loc/loc_books2016_jpn300.xml")]);
-        assert_eq!(stdout(&o).trim(), "imported 300, updated 0, rejected 0", "{}", s.db.engine);
+        let o = s.run(&[
+            "import",
+            "--format",
+            "marcxml",
+            &marc("loc/loc_books2016_jpn300.xml"),
+        ]);
+        assert_eq!(
+            stdout(&o).trim(),
+            "imported 300, updated 0, rejected 0",
+            "{}",
+            s.db.engine
+        );
         // The same 300 records in MARC-8 match by 001+003 and update.
         let o = s.run(&["import", &marc("loc/loc_books2016_jpn300.marc8.mrc")]);
         assert_eq!(stdout(&o).trim(), "imported 0, updated 300, rejected 0");
@@ -108,14 +118,21 @@ fn config_prints_the_effective_configuration_without_the_password() {
     let o = Command::new(env!("CARGO_BIN_EXE_shoko"))
         .arg("--data-dir")
         .arg(s.dir.path())
-        .args(["--database", "postgres://shoko:s3cret@db.example/shoko", "config"])
+        .args([
+            "--database",
+            "postgres://shoko:s3cret@db.example/shoko",
+            "config",
+        ])
         .env("SHOKO_SERVER__LISTEN", "0.0.0.0:9000")
         .output()
         .expect("runs");
     let out = stdout(&o);
     assert!(o.status.success(), "{out}");
     assert!(!out.contains("s3cret"), "{out}");
-    assert!(out.contains("postgres://shoko:***@db.example/shoko"), "{out}");
+    assert!(
+        out.contains("postgres://shoko:***@db.example/shoko"),
+        "{out}"
+    );
     assert!(out.contains("listen = \"0.0.0.0:9000\""), "{out}");
     assert!(out.contains("name_ja = \"本郷\""), "{out}");
 }
@@ -132,7 +149,10 @@ fn count_with_yaz(path: &Path, xml: bool) -> usize {
         .output()
         .expect("yaz-marcdump is installed (scripts/install-test-deps)");
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success() && stderr.trim().is_empty(), "yaz-marcdump: {stderr}");
+    assert!(
+        o.status.success() && stderr.trim().is_empty(),
+        "yaz-marcdump: {stderr}"
+    );
     o.stdout.iter().filter(|&&b| b == 0x1D).count()
 }
 
@@ -147,7 +167,11 @@ fn count_with_pymarc(path: &Path, xml: bool) -> usize {
         .arg(path)
         .output()
         .expect("python3 runs");
-    assert!(o.status.success(), "pymarc failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "pymarc failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     stdout(&o).trim().parse().expect("a count")
 }
 
@@ -162,10 +186,21 @@ async fn exported_files_read_back_cleanly_in_yaz_marcdump_and_pymarc() {
             &marc("loc/loc_books2016_largest20.mrc"),
             &marc("marc-perl/marc-charset/cjk1.marc"),
         ]);
-        assert_eq!(stdout(&o).lines().next(), Some("imported 421, updated 0, rejected 0"), "{}", s.db.engine);
+        assert_eq!(
+            stdout(&o).lines().next(),
+            Some("imported 421, updated 0, rejected 0"),
+            "{}",
+            s.db.engine
+        );
         for (format, xml) in [("iso2709", false), ("marcxml", true)] {
             let out: PathBuf = s.dir.path().join(format!("export.{format}"));
-            let o = s.run(&["export", "--format", format, "--output", &out.display().to_string()]);
+            let o = s.run(&[
+                "export",
+                "--format",
+                format,
+                "--output",
+                &out.display().to_string(),
+            ]);
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             assert_eq!(count_with_yaz(&out, xml), 421, "{format}");
             assert_eq!(count_with_pymarc(&out, xml), 421, "{format}");
@@ -275,7 +310,9 @@ async fn the_demo_serves_japanese_chinese_korean_and_english_records_with_items(
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("shoko-data");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoko"));
-    cmd.arg("--data-dir").arg(&data).args(["demo", "--listen", "127.0.0.1:0"]);
+    cmd.arg("--data-dir")
+        .arg(&data)
+        .args(["demo", "--listen", "127.0.0.1:0"]);
     let server = start(cmd);
     let http = reqwest::Client::new();
     let mut scripts = (false, false, false);
@@ -290,9 +327,16 @@ async fn the_demo_serves_japanese_chinese_korean_and_english_records_with_items(
             .await
             .expect("json");
         let title = r["title"].as_str().expect("title");
-        scripts.0 |= title.chars().any(|c| ('\u{3040}'..='\u{30FF}').contains(&c));
-        scripts.1 |= r["language"] == "chi" && title.chars().any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));
-        scripts.2 |= title.chars().any(|c| ('\u{AC00}'..='\u{D7AF}').contains(&c));
+        scripts.0 |= title
+            .chars()
+            .any(|c| ('\u{3040}'..='\u{30FF}').contains(&c));
+        scripts.1 |= r["language"] == "chi"
+            && title
+                .chars()
+                .any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));
+        scripts.2 |= title
+            .chars()
+            .any(|c| ('\u{AC00}'..='\u{D7AF}').contains(&c));
         for item in r["items"].as_array().expect("items") {
             campuses.insert(item["campus"].as_str().expect("campus").to_owned());
         }
@@ -302,8 +346,119 @@ async fn the_demo_serves_japanese_chinese_korean_and_english_records_with_items(
     drop(server);
     // Reused: a second start does not import the demo records again.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoko"));
-    cmd.arg("--data-dir").arg(&data).args(["demo", "--listen", "127.0.0.1:0"]);
+    cmd.arg("--data-dir")
+        .arg(&data)
+        .args(["demo", "--listen", "127.0.0.1:0"]);
     let server = start(cmd);
-    let r = http.get(format!("{}/api/v1/records/101", server.base)).send().await.expect("get");
+    let r = http
+        .get(format!("{}/api/v1/records/101", server.base))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 404);
+}
+
+/// Writes `n` distinct records (real LoC records with fresh 001s) to a file.
+fn large_file(dir: &Path, n: usize) -> PathBuf {
+    let source = std::fs::File::open(fixtures().join("marc/loc/loc_books2016_first1000.mrc"))
+        .expect("fixture");
+    let records: Vec<shoko_marc::Record> = shoko_marc::iso2709::Reader::new(BufReader::new(source))
+        .map(|r| r.expect("io").expect("valid").record)
+        .collect();
+    let path = dir.join("large.mrc");
+    let mut w = shoko_marc::iso2709::Writer::new(std::io::BufWriter::new(
+        std::fs::File::create(&path).expect("create"),
+    ));
+    for i in 0..n {
+        let mut r = records[i % records.len()].clone();
+        // Copies of one record share its 035, which would match them as one.
+        r.fields.retain(|f| f.tag().as_str() != "035");
+        for f in &mut r.fields {
+            if let shoko_marc::Field::Control { tag, value } = f {
+                if tag.as_str() == "001" {
+                    *value = format!("kill{i:07}");
+                }
+            }
+        }
+        w.write(&r).expect("write");
+    }
+    w.finish().expect("flush");
+    path
+}
+
+#[tokio::test]
+async fn kill_9_during_an_import_keeps_every_committed_batch_and_a_rerun_completes_without_duplicates()
+ {
+    each_engine(|db| async move {
+        const TOTAL: usize = 20_000;
+        let s = Shoko::new(db);
+        let file = large_file(s.dir.path(), TOTAL);
+        let file_arg = file.display().to_string();
+        let mut child = s
+            .command()
+            .args(["import", &file_arg])
+            .env("SHOKO_CATALOGUE__IMPORT_BATCH_SIZE", "500")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+        let mut reported = 0u64;
+        let mut seen = 0;
+        while seen < 3 {
+            let line = lines
+                .next()
+                .expect("progress before the end")
+                .expect("line");
+            if let Some(n) = line
+                .strip_prefix("committed ")
+                .and_then(|l| l.strip_suffix(" records"))
+            {
+                reported = n.parse().expect("a count");
+                seen += 1;
+            }
+        }
+        child.kill().expect("kill -9");
+        child.wait().expect("reaped");
+        assert!(
+            reported < TOTAL as u64,
+            "{}: killed too late to prove anything",
+            s.db.engine
+        );
+
+        let store = shoko_store::Store::open(&s.db.url, &shoko_store::StoreOptions::default())
+            .await
+            .expect("the database opens after kill -9");
+        let (status, committed) = store
+            .import_run_committed(1)
+            .await
+            .expect("run")
+            .expect("run 1");
+        let records = store.counts().await.expect("counts").records;
+        assert_eq!(status, "running", "{}", s.db.engine);
+        assert!(committed >= reported as i64, "{committed} < {reported}");
+        assert_eq!(committed % 500, 0, "whole batches only");
+        assert_eq!(records, committed, "{}: no half batch", s.db.engine);
+        store.close().await.expect("close");
+
+        let o = s.run(&["import", &file_arg]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            stdout(&o).trim(),
+            format!(
+                "imported {}, updated {committed}, rejected 0",
+                TOTAL as i64 - committed
+            )
+        );
+        let store = shoko_store::Store::open(&s.db.url, &shoko_store::StoreOptions::default())
+            .await
+            .expect("opens");
+        assert_eq!(store.counts().await.expect("counts").records, TOTAL as i64);
+    })
+    .await;
 }
