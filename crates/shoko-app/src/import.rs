@@ -187,10 +187,10 @@ fn read_file(
             }
         }
     }
-    if !batch.is_empty() || !warnings.is_empty() {
-        if tx.blocking_send(Msg::Batch(batch, warnings)).is_err() {
-            return Ok(false);
-        }
+    if (!batch.is_empty() || !warnings.is_empty())
+        && tx.blocking_send(Msg::Batch(batch, warnings)).is_err()
+    {
+        return Ok(false);
     }
     Ok(true)
 }

@@ -131,13 +131,13 @@ impl CatalogueSettings {
             .iter()
             .find(|c| c.code == item.campus)
             .ok_or_else(|| format!("item {}: unknown campus {}", item.barcode, item.campus))?;
-        if let Some(loc) = &item.location {
-            if !campus.locations.iter().any(|l| &l.code == loc) {
-                return Err(format!(
-                    "item {}: unknown location {} at campus {}",
-                    item.barcode, loc, item.campus
-                ));
-            }
+        if let Some(loc) = &item.location
+            && !campus.locations.iter().any(|l| &l.code == loc)
+        {
+            return Err(format!(
+                "item {}: unknown location {} at campus {}",
+                item.barcode, loc, item.campus
+            ));
         }
         if !self.item_types.iter().any(|t| t.code == item.item_type) {
             return Err(format!(

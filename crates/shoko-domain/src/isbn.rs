@@ -88,7 +88,7 @@ fn isbn10_ok(d: &str) -> bool {
             (10 - i as u32) * v
         })
         .sum();
-    !d[..9].contains('X') && sum % 11 == 0
+    !d[..9].contains('X') && sum.is_multiple_of(11)
 }
 
 fn isbn13_ok(d: &str) -> bool {
@@ -97,7 +97,7 @@ fn isbn13_ok(d: &str) -> bool {
         .enumerate()
         .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn to_13(isbn10: &str) -> String {
@@ -136,7 +136,7 @@ impl Issn {
                 (8 - i as u32) * v
             })
             .sum();
-        (sum % 11 == 0).then(|| Issn(format!("{}-{}", &d[..4], &d[4..])))
+        (sum.is_multiple_of(11)).then(|| Issn(format!("{}-{}", &d[..4], &d[4..])))
     }
 
     /// The ISSN as `NNNN-NNNC`.

@@ -166,7 +166,7 @@ pub fn parse(chunk: &[u8]) -> Result<(Record, Vec<String>), String> {
         ));
     }
     let directory = &chunk[24..base - 1];
-    if directory.len() % 12 != 0 {
+    if !directory.len().is_multiple_of(12) {
         return Err(format!(
             "directory is {} bytes, not a multiple of 12",
             directory.len()

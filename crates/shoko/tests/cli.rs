@@ -374,10 +374,10 @@ fn large_file(dir: &Path, n: usize) -> PathBuf {
         // Copies of one record share its 035, which would match them as one.
         r.fields.retain(|f| f.tag().as_str() != "035");
         for f in &mut r.fields {
-            if let shoko_marc::Field::Control { tag, value } = f {
-                if tag.as_str() == "001" {
-                    *value = format!("kill{i:07}");
-                }
+            if let shoko_marc::Field::Control { tag, value } = f
+                && tag.as_str() == "001"
+            {
+                *value = format!("kill{i:07}");
             }
         }
         w.write(&r).expect("write");
