@@ -72,6 +72,15 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Read MARC files and report every bad record, without importing anything.
+    Validate {
+        /// Input format; `auto` decides per file from its first bytes.
+        #[arg(long, value_enum, default_value = "auto")]
+        format: ImportFormat,
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Export every record.
     Export {
         /// Output format.
@@ -188,6 +197,7 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             let app = open_app(db, &data_dir, &config).await?;
             import(&app, format, &files).await
         }
+        Command::Validate { format, files } => validate(format, &files),
         Command::Export { format, output } => {
             let app = open_app(db, &data_dir, &config).await?;
             let format = match format {
@@ -291,6 +301,37 @@ impl ImportProgress for Progress {
             None => eprintln!("committed {records} records"),
         }
     }
+}
+
+/// Reads every record of every file; prints `valid N, rejected R` and one
+/// line per bad record, like `import` does, and exits the same way.
+fn validate(format: ImportFormat, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let (mut valid, mut rejected) = (0u64, Vec::new());
+    for path in files {
+        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut input = std::io::BufReader::with_capacity(256 * 1024, file);
+        let format = match format {
+            ImportFormat::Auto => shoko_marc::Format::sniff(std::io::BufRead::fill_buf(&mut input)?),
+            ImportFormat::Iso2709 => shoko_marc::Format::Iso2709,
+            ImportFormat::Marcxml => shoko_marc::Format::MarcXml,
+        };
+        for item in shoko_marc::reader(format, input) {
+            match item.with_context(|| format!("cannot read {}", path.display()))? {
+                Ok(_) => valid += 1,
+                Err(e) => rejected.push(format!("{}: {e}", path.display())),
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "valid {valid}, rejected {}", rejected.len())?;
+    for r in &rejected {
+        writeln!(out, "rejected: {r}")?;
+    }
+    Ok(if rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_SOME_REJECTED)
+    })
 }
 
 async fn import(app: &App, format: ImportFormat, files: &[PathBuf]) -> anyhow::Result<ExitCode> {

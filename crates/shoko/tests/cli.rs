@@ -96,6 +96,19 @@ async fn marcxml_and_marc8_files_import_as_the_same_records() {
 }
 
 #[test]
+fn validate_reports_bad_records_like_import_without_storing_anything() {
+    let s = Shoko::new(TestDb::sqlite());
+    let bad = marc("pymarc/bad_records.mrc");
+    let o = s.run(&["validate", &marc("loc/loc_books2016_kor100.mrc"), &bad]);
+    assert_eq!(o.status.code(), Some(3));
+    let out = stdout(&o);
+    assert_eq!(out.lines().next(), Some("valid 103, rejected 5"), "{out}");
+    assert!(out.contains(&format!("rejected: {bad}: record 2 at byte 127: ")), "{out}");
+    let db_file = s.db.url.trim_start_matches("sqlite://").trim_end_matches("?mode=rwc");
+    assert!(!Path::new(db_file).exists(), "validate must not create a database");
+}
+
+#[test]
 fn a_missing_file_is_a_fatal_error_with_exit_1() {
     let s = Shoko::new(TestDb::sqlite());
     let o = s.run(&["import", "/nonexistent/file.mrc"]);
