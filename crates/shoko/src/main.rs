@@ -308,10 +308,13 @@ impl ImportProgress for Progress {
 fn validate(format: ImportFormat, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let (mut valid, mut rejected) = (0u64, Vec::new());
     for path in files {
-        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let mut input = std::io::BufReader::with_capacity(256 * 1024, file);
         let format = match format {
-            ImportFormat::Auto => shoko_marc::Format::sniff(std::io::BufRead::fill_buf(&mut input)?),
+            ImportFormat::Auto => {
+                shoko_marc::Format::sniff(std::io::BufRead::fill_buf(&mut input)?)
+            }
             ImportFormat::Iso2709 => shoko_marc::Format::Iso2709,
             ImportFormat::Marcxml => shoko_marc::Format::MarcXml,
         };

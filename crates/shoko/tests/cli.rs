@@ -103,9 +103,18 @@ fn validate_reports_bad_records_like_import_without_storing_anything() {
     assert_eq!(o.status.code(), Some(3));
     let out = stdout(&o);
     assert_eq!(out.lines().next(), Some("valid 103, rejected 5"), "{out}");
-    assert!(out.contains(&format!("rejected: {bad}: record 2 at byte 127: ")), "{out}");
-    let db_file = s.db.url.trim_start_matches("sqlite://").trim_end_matches("?mode=rwc");
-    assert!(!Path::new(db_file).exists(), "validate must not create a database");
+    assert!(
+        out.contains(&format!("rejected: {bad}: record 2 at byte 127: ")),
+        "{out}"
+    );
+    let db_file =
+        s.db.url
+            .trim_start_matches("sqlite://")
+            .trim_end_matches("?mode=rwc");
+    assert!(
+        !Path::new(db_file).exists(),
+        "validate must not create a database"
+    );
 }
 
 #[test]
@@ -472,6 +481,67 @@ async fn kill_9_during_an_import_keeps_every_committed_batch_and_a_rerun_complet
             .await
             .expect("opens");
         assert_eq!(store.counts().await.expect("counts").records, TOTAL as i64);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_item_with_an_unknown_campus_is_skipped_with_a_warning_and_its_record_imported() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let mut r = shoko_marc::Record::new();
+        let field = |tag: &str, subs: &[(char, &str)]| shoko_marc::Field::Data {
+            tag: tag.parse().expect("tag"),
+            ind1: ' ',
+            ind2: ' ',
+            subfields: subs
+                .iter()
+                .map(|(c, v)| shoko_marc::Subfield {
+                    code: *c,
+                    value: (*v).into(),
+                })
+                .collect(),
+        };
+        r.fields = vec![
+            shoko_marc::Field::Control {
+                tag: "001".parse().expect("tag"),
+                value: "w1".into(),
+            },
+            field("245", &[('a', "図書館情報学概論")]),
+            field(
+                "949",
+                &[
+                    ('a', "HONGO"),
+                    ('b', "STACKS"),
+                    ('c', "010 T12"),
+                    ('p', "W0001"),
+                ],
+            ),
+            field("949", &[('a', "OSAKA"), ('c', "010 T12"), ('p', "W0002")]),
+        ];
+        let path = s.dir.path().join("w.mrc");
+        let mut w = shoko_marc::iso2709::Writer::new(std::fs::File::create(&path).expect("create"));
+        w.write(&r).expect("write");
+        w.finish().expect("flush");
+        let o = s.run(&["import", &path.display().to_string()]);
+        assert_eq!(o.status.code(), Some(0), "{}", s.db.engine);
+        assert_eq!(stdout(&o).trim(), "imported 1, updated 0, rejected 0");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.contains("record 1: item W0002: unknown campus OSAKA; item skipped"),
+            "{stderr}"
+        );
+        let store = shoko_store::Store::open(&s.db.url, &shoko_store::StoreOptions::default())
+            .await
+            .expect("opens");
+        assert_eq!(store.counts().await.expect("counts").items, 1);
+        assert!(
+            store
+                .item_by_barcode("W0002")
+                .await
+                .expect("query")
+                .is_none()
+        );
     })
     .await;
 }
