@@ -64,7 +64,8 @@ impl Format {
 }
 
 /// The keys that say two records are the same record (re-import updates
-/// instead of duplicating): 001 with 003, else the first 035 $a.
+/// instead of duplicating): 001 with 003 when the record has an 001; the
+/// first 035 $a only for a record without 001.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MatchKeys {
     /// `"{003}|{001}"` when the record has an 001.

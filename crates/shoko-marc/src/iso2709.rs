@@ -196,6 +196,10 @@ pub fn parse(chunk: &[u8]) -> Result<(Record, Vec<String>), String> {
         _ => 2,
     };
     let data = &chunk[base..chunk.len() - 1];
+    let data_text = match charset {
+        Charset::Utf8 => std::str::from_utf8(data).ok(),
+        Charset::Marc8 => None,
+    };
     let mut fields = Vec::with_capacity(directory.len() / 12);
     for (n, entry) in directory.chunks_exact(12).enumerate() {
         let tag = Tag::new(entry[0..3].try_into().expect("12-byte entry")).ok_or_else(|| {
@@ -224,9 +228,11 @@ pub fn parse(chunk: &[u8]) -> Result<(Record, Vec<String>), String> {
                 n + 1
             ));
         };
+        let checked = data_text.and_then(|t| t.get(start..start + content.len()));
         fields.push(parse_field(
             tag,
             content,
+            checked,
             charset,
             indicator_count,
             &mut warnings,
@@ -236,15 +242,21 @@ pub fn parse(chunk: &[u8]) -> Result<(Record, Vec<String>), String> {
     Ok((Record { leader, fields }, warnings))
 }
 
-fn decode(
+/// Turns field bytes into text. `checked` is the same bytes as text when the
+/// whole record was already validated as UTF-8 (one pass instead of one per field).
+fn decode<'a>(
     tag: Tag,
-    bytes: &[u8],
+    bytes: &'a [u8],
+    checked: Option<&'a str>,
     charset: Charset,
     warnings: &mut Vec<String>,
-) -> Result<String, String> {
+) -> Result<std::borrow::Cow<'a, str>, String> {
+    if let Some(text) = checked {
+        return Ok(std::borrow::Cow::Borrowed(text));
+    }
     match charset {
         Charset::Utf8 => match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_owned()),
+            Ok(s) => Ok(std::borrow::Cow::Borrowed(s)),
             Err(e) => Err(format!(
                 "field {tag}: invalid UTF-8 at byte {} of the field",
                 e.valid_up_to()
@@ -257,7 +269,7 @@ fn decode(
                     .into_iter()
                     .map(|w| format!("field {tag}: MARC-8 {w}")),
             );
-            Ok(d.text)
+            Ok(std::borrow::Cow::Owned(d.text))
         }
     }
 }
@@ -265,6 +277,7 @@ fn decode(
 fn parse_field(
     tag: Tag,
     content: &[u8],
+    checked: Option<&str>,
     charset: Charset,
     indicator_count: usize,
     warnings: &mut Vec<String>,
@@ -272,7 +285,7 @@ fn parse_field(
     if tag.is_control() {
         return Ok(Field::Control {
             tag,
-            value: decode(tag, content, charset, warnings)?,
+            value: decode(tag, content, checked, charset, warnings)?.into_owned(),
         });
     }
     let Some((indicators, rest)) = content.split_at_checked(indicator_count) else {
@@ -305,15 +318,26 @@ fn parse_field(
         }
     }
     // Decode the whole field at once: MARC-8 escapes may carry across subfields.
-    let text = decode(tag, rest, charset, warnings)?;
-    let mut parts = text.split('\u{1F}');
-    let before = parts.next().unwrap_or_default();
+    let checked_rest = checked.and_then(|t| t.get(indicators.len()..));
+    let text = decode(tag, rest, checked_rest, charset, warnings)?;
+    // Split on the delimiter byte: ASCII, so every cut is a char boundary
+    // and each piece can be sliced from the text without validating again.
+    let base = text.as_ptr() as usize;
+    let mut pieces = text
+        .as_bytes()
+        .split(|&b| b == SUBFIELD_DELIMITER)
+        .map(|p| {
+            let start = p.as_ptr() as usize - base;
+            &text[start..start + p.len()]
+        });
+    let before = pieces.next().unwrap_or_default();
     if !before.is_empty() {
         warnings.push(format!(
             "field {tag}: {before:?} between the indicators and the first subfield dropped"
         ));
     }
-    let mut subfields: Vec<Subfield> = Vec::new();
+    let parts = pieces;
+    let mut subfields: Vec<Subfield> = Vec::with_capacity(4);
     for (k, part) in parts.enumerate() {
         let mut chars = part.chars();
         let Some(code) = chars.next() else {

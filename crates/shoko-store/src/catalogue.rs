@@ -441,12 +441,14 @@ impl Store {
         let mut updates: Vec<(i64, &ImportRecord)> = Vec::new();
         for (k, r) in batch.iter().enumerate() {
             let keys = &r.summary.keys;
-            let existing = keys
-                .control
-                .as_ref()
-                .and_then(|c| by_control.get(c))
-                .or_else(|| keys.system.as_ref().and_then(|s| by_system.get(s)))
-                .copied();
+            // 001+003 decides when the record has an 001: distinct records of
+            // one library may share an 035 (an OCLC number), and must not merge.
+            let existing = match (&keys.control, &keys.system) {
+                (Some(c), _) => by_control.get(c),
+                (None, Some(s)) => by_system.get(s),
+                (None, None) => None,
+            }
+            .copied();
             match existing {
                 Some(id) => {
                     outcome.updated += 1;

@@ -266,3 +266,36 @@ async fn an_item_with_an_unconfigured_campus_cannot_be_stored() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn records_with_different_001s_sharing_an_035_stay_apart_and_a_record_without_001_matches_by_035()
+ {
+    each_engine(|db| async move {
+        let store = db.store().await;
+        let run = run(&store).await;
+        let with_035 = |control: Option<&str>, title: &str| {
+            let mut r = record(control.unwrap_or("x"), title, &[]);
+            r.summary.keys.system = Some("(OCoLC)12345".into());
+            if control.is_none() {
+                r.summary.keys.control = None;
+            }
+            r
+        };
+        let out = store
+            .write_import_batch(
+                run,
+                &[with_035(Some("001"), "a"), with_035(Some("002"), "b")],
+                1,
+            )
+            .await
+            .expect("batch");
+        assert_eq!((out.imported, out.updated), (2, 0), "{}", db.engine);
+        let out = store
+            .write_import_batch(run, &[with_035(None, "c")], 2)
+            .await
+            .expect("batch");
+        assert_eq!((out.imported, out.updated), (0, 1), "{}", db.engine);
+        assert_eq!(store.counts().await.expect("counts").records, 2);
+    })
+    .await;
+}

@@ -17,6 +17,11 @@ use shoko_app::{App, StoreOptions, SystemClock};
 
 use crate::config::Config;
 
+/// mimalloc: the import and the MARC reader allocate millions of small
+/// strings; it reads 250,000 records markedly faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Shoko (書庫): an integrated library system with its own public catalogue.
 #[derive(Parser)]
 #[command(version, about)]
