@@ -131,7 +131,12 @@ fn join_subfields(field: &Field, codes: &str, sep: &str) -> String {
         .map(|s| trim_punctuation(&s.value))
         .filter(|s| !s.is_empty())
         .collect();
-    parts.join(sep).nfc().collect()
+    nfc(parts.join(sep))
+}
+
+/// NFC, skipping the work for text that is already ASCII (most Latin data).
+fn nfc(s: String) -> String {
+    if s.is_ascii() { s } else { s.nfc().collect() }
 }
 
 /// Whether text holds CJK ideographs, kana or hangul.
@@ -270,7 +275,7 @@ pub fn summarise(record: &Record) -> BibSummary {
     let publisher = imprint_880
         .and_then(|f| f.first('b'))
         .or_else(|| imprint.and_then(|f| f.first('b')))
-        .map(|s| trim_punctuation(s).nfc().collect::<String>())
+        .map(|s| nfc(trim_punctuation(s).to_owned()))
         .filter(|s| !s.is_empty());
 
     let f008 = record.control("008").unwrap_or("");

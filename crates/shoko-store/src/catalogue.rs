@@ -13,9 +13,9 @@ use shoko_domain::{BibSummary, ItemSpec};
 
 use crate::{Store, StoreError};
 
-/// Rows per multi-row INSERT: 18 columns × 500 rows stays far below the
+/// Rows per multi-row INSERT: 18 columns × 1,000 rows stays below the
 /// bind-parameter limits of both engines (SQLite 32,766; PostgreSQL 65,535).
-const ROWS_PER_INSERT: usize = 500;
+const ROWS_PER_INSERT: usize = 1000;
 
 /// A record ready to be written by an import: its derived fields, the MARC
 /// record as ISO 2709 UTF-8, and the items read from its holdings fields.
@@ -258,11 +258,16 @@ impl Store {
             .await?)
     }
 
-    /// Reserves `n` consecutive ids from a named counter, in a short
-    /// transaction of its own: ids lost to a rolled-back batch leave gaps,
-    /// which is harmless, and no lock is held while the batch is written.
-    async fn allocate_ids(&self, counter: &str, n: i64) -> Result<i64, StoreError> {
-        let txn = self.begin_write().await?;
+    /// Reserves `n` consecutive ids from a named counter, inside the caller's
+    /// transaction: ids and the rows that use them commit together, and a
+    /// rolled-back batch gives its ids back. On PostgreSQL the counter row
+    /// stays locked until commit, which serialises catalogue writers; on
+    /// SQLite the write lock does that already.
+    async fn allocate_ids(
+        txn: &DatabaseTransaction,
+        counter: &str,
+        n: i64,
+    ) -> Result<i64, StoreError> {
         txn.execute(
             &Query::insert()
                 .into_table("counters")
@@ -284,7 +289,6 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("counter {counter} vanished")))?;
         let last: i64 = col(&row, 0)?;
-        txn.commit().await?;
         Ok(last - n + 1)
     }
 
@@ -401,9 +405,9 @@ impl Store {
         if batch.is_empty() {
             return Ok(outcome);
         }
-        // Ids are reserved before the transaction; unused ones become gaps.
-        let first_id = self.allocate_ids("records", batch.len() as i64).await?;
         let txn = self.begin_write().await?;
+        // Ids of records that turn out to be updates become gaps, which is harmless.
+        let first_id = Self::allocate_ids(&txn, "records", batch.len() as i64).await?;
 
         let controls: Vec<String> = batch
             .iter()
