@@ -170,12 +170,12 @@ fn read_file(
                 }
             }
         }
-        batch.push(ImportRecord {
-            number: read.number,
-            summary: summarise(&read.record),
+        batch.push(ImportRecord::new(
+            read.number,
+            summarise(&read.record),
             marc,
             items,
-        });
+        ));
         if batch.len() >= batch_size {
             progress.read(bytes_before + read.offset);
             let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
@@ -244,7 +244,10 @@ impl App {
         });
         let mut committed = 0u64;
         let mut failure = None;
+        let (mut waited, mut writing) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        let mut clock = std::time::Instant::now();
         while let Some(msg) = rx.recv().await {
+            waited += clock.elapsed();
             match msg {
                 Msg::Rejected(r) => report.rejections.push(r),
                 Msg::Failed(e) => {
@@ -252,10 +255,11 @@ impl App {
                     break;
                 }
                 Msg::Batch(batch, warnings) => {
+                    let size = batch.len() as u64;
                     report.warnings.extend(warnings);
                     let outcome = match self
                         .store
-                        .write_import_batch(run, &batch, self.clock.now_ms())
+                        .write_import_batch(run, batch, self.clock.now_ms())
                         .await
                     {
                         Ok(o) => o,
@@ -264,7 +268,7 @@ impl App {
                             break;
                         }
                     };
-                    committed += batch.len() as u64;
+                    committed += size;
                     report.imported += outcome.imported;
                     report.updated += outcome.updated;
                     report.items_created += outcome.items_created;
@@ -277,7 +281,15 @@ impl App {
                     progress.committed(committed);
                 }
             }
+            writing += clock.elapsed();
+            clock = std::time::Instant::now();
         }
+        writing = writing.saturating_sub(waited);
+        tracing::debug!(
+            ?waited,
+            ?writing,
+            "import: time waiting for parsed batches, and writing them"
+        );
         drop(rx);
         // The reader ends on its own once the channel is closed.
         let _ = reader.await;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, OnConflict, Query, SimpleExpr, Value};
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, QueryResult, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
 };
 use serde::Serialize;
 use shoko_domain::{BibSummary, ItemSpec};
@@ -17,18 +17,54 @@ use crate::{Store, StoreError};
 /// bind-parameter limits of both engines (SQLite 32,766; PostgreSQL 65,535).
 const ROWS_PER_INSERT: usize = 1000;
 
-/// A record ready to be written by an import: its derived fields, the MARC
-/// record as ISO 2709 UTF-8, and the items read from its holdings fields.
+/// A record ready to be written by an import: its derived fields, the items
+/// read from its holdings fields, and its column values, prepared by
+/// [`ImportRecord::new`] on the import's reading thread so that the writing
+/// thread only binds them.
 #[derive(Debug, Clone)]
 pub struct ImportRecord {
     /// Position in its file (1-based), for messages.
     pub number: u64,
     /// Derived fields.
     pub summary: BibSummary,
-    /// ISO 2709, UTF-8.
-    pub marc: Vec<u8>,
     /// Items from holdings fields.
     pub items: Vec<ItemSpec>,
+    /// Values of `RECORD_COLUMNS[1..15]` (match keys … marc).
+    row: Vec<Value>,
+}
+
+impl ImportRecord {
+    /// Prepares a record; `marc` is the record as ISO 2709 UTF-8.
+    pub fn new(
+        number: u64,
+        summary: BibSummary,
+        marc: Vec<u8>,
+        items: Vec<ItemSpec>,
+    ) -> ImportRecord {
+        let s = &summary;
+        let row = vec![
+            s.keys.control.clone().into(),
+            s.keys.system.clone().into(),
+            s.control_number.clone().into(),
+            s.title.clone().into(),
+            s.title_reading.clone().into(),
+            json_list(&s.authors).into(),
+            json_list(&s.subjects).into(),
+            json_list(&s.isbns).into(),
+            json_list(&s.issns).into(),
+            s.publisher.clone().into(),
+            s.year.into(),
+            s.language.clone().into(),
+            s.format.code().into(),
+            Value::Bytes(Some(marc)),
+        ];
+        ImportRecord {
+            number,
+            summary,
+            items,
+            row,
+        }
+    }
 }
 
 /// An item that an import could not store, and why.
@@ -172,28 +208,11 @@ const RECORD_COLUMNS: [&str; 18] = [
     "version",
 ];
 
-fn record_values(id: i64, r: &ImportRecord, now: i64) -> Vec<SimpleExpr> {
-    let s = &r.summary;
-    vec![
-        id.into(),
-        s.keys.control.clone().into(),
-        s.keys.system.clone().into(),
-        s.control_number.clone().into(),
-        s.title.clone().into(),
-        s.title_reading.clone().into(),
-        json_list(&s.authors).into(),
-        json_list(&s.subjects).into(),
-        json_list(&s.isbns).into(),
-        json_list(&s.issns).into(),
-        s.publisher.clone().into(),
-        s.year.into(),
-        s.language.clone().into(),
-        s.format.code().into(),
-        Value::Bytes(Some(r.marc.clone())).into(),
-        now.into(),
-        now.into(),
-        1i64.into(),
-    ]
+/// The full row of a record: id, the prepared values, timestamps, version 1.
+fn full_row(id: i64, row: Vec<Value>, now: i64, out: &mut Vec<Value>) {
+    out.push(id.into());
+    out.extend(row);
+    out.extend([now.into(), now.into(), 1i64.into()]);
 }
 
 fn row_to_record(row: &QueryResult) -> Result<RecordRow, StoreError> {
@@ -398,7 +417,7 @@ impl Store {
     pub async fn write_import_batch(
         &self,
         run: i64,
-        batch: &[ImportRecord],
+        mut batch: Vec<ImportRecord>,
         now: i64,
     ) -> Result<BatchOutcome, StoreError> {
         let mut outcome = BatchOutcome::default();
@@ -440,9 +459,9 @@ impl Store {
         }
 
         // Decide, in file order, which records are new and which replace one.
-        let mut new_rows: Vec<(i64, &ImportRecord)> = Vec::new();
+        let mut new_rows: Vec<(i64, usize)> = Vec::new();
         let mut new_index: HashMap<i64, usize> = HashMap::new();
-        let mut updates: Vec<(i64, &ImportRecord)> = Vec::new();
+        let mut updates: Vec<(i64, usize)> = Vec::new();
         for (k, r) in batch.iter().enumerate() {
             let keys = &r.summary.keys;
             // 001+003 decides when the record has an 001: distinct records of
@@ -458,15 +477,15 @@ impl Store {
                     outcome.updated += 1;
                     match new_index.get(&id) {
                         // The same record twice in one batch: the later one wins.
-                        Some(&i) => new_rows[i].1 = r,
-                        None => updates.push((id, r)),
+                        Some(&i) => new_rows[i].1 = k,
+                        None => updates.push((id, k)),
                     }
                 }
                 None => {
                     let id = first_id + k as i64;
                     outcome.imported += 1;
                     new_index.insert(id, new_rows.len());
-                    new_rows.push((id, r));
+                    new_rows.push((id, k));
                     if let Some(c) = &keys.control {
                         by_control.insert(c.clone(), id);
                     }
@@ -477,16 +496,19 @@ impl Store {
             }
         }
 
+        let backend = txn.get_database_backend();
         for chunk in new_rows.chunks(ROWS_PER_INSERT) {
-            let mut insert = Query::insert();
-            insert.into_table("records").columns(RECORD_COLUMNS);
-            for (id, r) in chunk {
-                insert.values_panic(record_values(*id, r, now));
+            let mut values = Vec::with_capacity(chunk.len() * RECORD_COLUMNS.len());
+            for &(id, k) in chunk {
+                full_row(id, std::mem::take(&mut batch[k].row), now, &mut values);
             }
-            txn.execute(&insert).await?;
+            let sql = insert_records_sql(backend, chunk.len());
+            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?;
         }
-        for (id, r) in &updates {
-            let values = record_values(*id, r, now);
+        for &(id, k) in &updates {
+            let mut values = Vec::with_capacity(RECORD_COLUMNS.len());
+            full_row(id, std::mem::take(&mut batch[k].row), now, &mut values);
             let mut update = Query::update();
             update.table("records");
             // Every column but id, created_at and version, which are kept or bumped.
@@ -497,12 +519,15 @@ impl Store {
             }
             update
                 .value("version", Expr::col("version").add(1))
-                .and_where(Expr::col("id").eq(*id));
+                .and_where(Expr::col("id").eq(id));
             txn.execute(&update).await?;
         }
 
-        let touched: Vec<(i64, &ImportRecord)> =
-            new_rows.iter().chain(updates.iter()).copied().collect();
+        let touched: Vec<(i64, &ImportRecord)> = new_rows
+            .iter()
+            .chain(updates.iter())
+            .map(|&(id, k)| (id, &batch[k]))
+            .collect();
         write_items(&txn, &touched, now, &mut outcome).await?;
 
         for chunk in touched.chunks(ROWS_PER_INSERT) {
@@ -750,6 +775,16 @@ async fn upsert_named(
     );
     txn.execute(&insert).await?;
     Ok(())
+}
+
+/// `INSERT INTO records (…) VALUES (…), …` for `rows` rows, in the engine's dialect.
+fn insert_records_sql(backend: DbBackend, rows: usize) -> String {
+    let mut insert = Query::insert();
+    insert.into_table("records").columns(RECORD_COLUMNS);
+    for _ in 0..rows {
+        insert.values_panic(RECORD_COLUMNS.map(|_| SimpleExpr::from(Value::BigInt(None))));
+    }
+    backend.build(&insert).sql
 }
 
 /// Creates the items of the records just written, or refreshes an item that

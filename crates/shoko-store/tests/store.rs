@@ -7,44 +7,57 @@ use shoko_store::{ImportRecord, Store};
 use shoko_testkit::each_engine;
 
 fn record(control: &str, title: &str, barcodes: &[&str]) -> ImportRecord {
+    record_with(Some(control), None, title, barcodes)
+}
+
+fn data(tag: &str, code: char, value: &str) -> Field {
+    Field::Data {
+        tag: tag.parse::<Tag>().expect("tag"),
+        ind1: '1',
+        ind2: '0',
+        subfields: vec![Subfield {
+            code,
+            value: value.into(),
+        }],
+    }
+}
+
+/// A record with an optional 001 (and 003 JTNDL), an optional 035 and items at HONGO.
+fn record_with(
+    control: Option<&str>,
+    system: Option<&str>,
+    title: &str,
+    barcodes: &[&str],
+) -> ImportRecord {
     let mut r = Record::new();
-    r.fields = vec![
-        Field::Control {
+    if let Some(c) = control {
+        r.fields.push(Field::Control {
             tag: "001".parse::<Tag>().expect("tag"),
-            value: control.into(),
-        },
-        Field::Control {
+            value: c.into(),
+        });
+        r.fields.push(Field::Control {
             tag: "003".parse::<Tag>().expect("tag"),
             value: "JTNDL".into(),
-        },
-        Field::Data {
-            tag: "245".parse::<Tag>().expect("tag"),
-            ind1: '1',
-            ind2: '0',
-            subfields: vec![Subfield {
-                code: 'a',
-                value: title.into(),
-            }],
-        },
-    ];
+        });
+    }
+    if let Some(s) = system {
+        r.fields.push(data("035", 'a', s));
+    }
+    r.fields.push(data("245", 'a', title));
     let mut marc = Vec::new();
     iso2709::encode(&r, &mut marc).expect("encodes");
-    ImportRecord {
-        number: 1,
-        summary: summarise(&r),
-        marc,
-        items: barcodes
-            .iter()
-            .map(|b| ItemSpec {
-                barcode: Barcode::parse(b).expect("barcode"),
-                campus: CampusCode::parse("HONGO").expect("campus"),
-                location: Some(LocationCode::parse("STACKS").expect("location")),
-                call_number: Some("913.6/N38".into()),
-                item_type: ItemTypeCode::parse("BOOK").expect("type"),
-                status: ItemStatus::Available,
-            })
-            .collect(),
-    }
+    let items = barcodes
+        .iter()
+        .map(|b| ItemSpec {
+            barcode: Barcode::parse(b).expect("barcode"),
+            campus: CampusCode::parse("HONGO").expect("campus"),
+            location: Some(LocationCode::parse("STACKS").expect("location")),
+            call_number: Some("913.6/N38".into()),
+            item_type: ItemTypeCode::parse("BOOK").expect("type"),
+            status: ItemStatus::Available,
+        })
+        .collect();
+    ImportRecord::new(1, summarise(&r), marc, items)
 }
 
 async fn run(store: &Store) -> i64 {
@@ -64,7 +77,7 @@ async fn a_batch_stores_records_items_and_one_outbox_row_per_record() {
             record("002", "坊っちゃん", &["B003"]),
         ];
         let out = store
-            .write_import_batch(run, &batch, 10)
+            .write_import_batch(run, batch, 10)
             .await
             .expect("batch");
         assert_eq!(
@@ -97,13 +110,13 @@ async fn reimporting_a_record_updates_it_instead_of_duplicating() {
         let store = db.store().await;
         let run = run(&store).await;
         store
-            .write_import_batch(run, &[record("001", "吾輩は猫である", &["B001"])], 10)
+            .write_import_batch(run, vec![record("001", "吾輩は猫である", &["B001"])], 10)
             .await
             .expect("first");
         let out = store
             .write_import_batch(
                 run,
-                &[record("001", "吾輩ハ猫デアル", &["B001", "B009"])],
+                vec![record("001", "吾輩ハ猫デアル", &["B001", "B009"])],
                 20,
             )
             .await
@@ -130,7 +143,7 @@ async fn the_same_record_twice_in_one_batch_is_stored_once_with_the_later_versio
         let out = store
             .write_import_batch(
                 run,
-                &[record("007", "first", &[]), record("007", "second", &[])],
+                vec![record("007", "first", &[]), record("007", "second", &[])],
                 1,
             )
             .await
@@ -149,11 +162,11 @@ async fn a_barcode_held_by_another_record_is_reported_and_not_moved() {
         let store = db.store().await;
         let run = run(&store).await;
         store
-            .write_import_batch(run, &[record("001", "a", &["B001"])], 1)
+            .write_import_batch(run, vec![record("001", "a", &["B001"])], 1)
             .await
             .expect("first");
         let out = store
-            .write_import_batch(run, &[record("002", "b", &["B001"])], 1)
+            .write_import_batch(run, vec![record("002", "b", &["B001"])], 1)
             .await
             .expect("second");
         assert_eq!(out.warnings.len(), 1, "{}", db.engine);
@@ -175,7 +188,7 @@ async fn an_item_added_later_gets_an_outbox_row_and_a_taken_barcode_is_refused()
         let store = db.store().await;
         let run = run(&store).await;
         store
-            .write_import_batch(run, &[record("001", "a", &["B001"])], 1)
+            .write_import_batch(run, vec![record("001", "a", &["B001"])], 1)
             .await
             .expect("import");
         let id = store.records_by_control_number("001").await.expect("find")[0].id;
@@ -209,7 +222,7 @@ async fn paging_by_id_visits_every_record_once() {
             .map(|i| record(&format!("{i:03}"), "t", &[]))
             .collect();
         store
-            .write_import_batch(run, &batch, 1)
+            .write_import_batch(run, batch, 1)
             .await
             .expect("batch");
         let (mut after, mut seen) = (0, Vec::new());
@@ -232,7 +245,7 @@ async fn reopening_applies_no_migration_twice_and_keeps_the_data() {
         let store = db.store().await;
         let run = run(&store).await;
         store
-            .write_import_batch(run, &[record("001", "a", &[])], 1)
+            .write_import_batch(run, vec![record("001", "a", &[])], 1)
             .await
             .expect("import");
         let migrations = store.applied_migrations().await.expect("migrations");
@@ -259,7 +272,7 @@ async fn an_item_with_an_unconfigured_campus_cannot_be_stored() {
         let run = run(&store).await;
         let mut r = record("001", "a", &["B001"]);
         r.items[0].campus = CampusCode::parse("MOON").expect("code");
-        let err = store.write_import_batch(run, &[r], 1).await;
+        let err = store.write_import_batch(run, vec![r], 1).await;
         assert!(err.is_err(), "{}: foreign key must refuse it", db.engine);
         // Nothing of the refused batch is stored.
         assert_eq!(store.counts().await.expect("counts").records, 0);
@@ -274,24 +287,19 @@ async fn records_with_different_001s_sharing_an_035_stay_apart_and_a_record_with
         let store = db.store().await;
         let run = run(&store).await;
         let with_035 = |control: Option<&str>, title: &str| {
-            let mut r = record(control.unwrap_or("x"), title, &[]);
-            r.summary.keys.system = Some("(OCoLC)12345".into());
-            if control.is_none() {
-                r.summary.keys.control = None;
-            }
-            r
+            record_with(control, Some("(OCoLC)12345"), title, &[])
         };
         let out = store
             .write_import_batch(
                 run,
-                &[with_035(Some("001"), "a"), with_035(Some("002"), "b")],
+                vec![with_035(Some("001"), "a"), with_035(Some("002"), "b")],
                 1,
             )
             .await
             .expect("batch");
         assert_eq!((out.imported, out.updated), (2, 0), "{}", db.engine);
         let out = store
-            .write_import_batch(run, &[with_035(None, "c")], 2)
+            .write_import_batch(run, vec![with_035(None, "c")], 2)
             .await
             .expect("batch");
         assert_eq!((out.imported, out.updated), (0, 1), "{}", db.engine);
