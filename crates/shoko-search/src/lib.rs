@@ -1,0 +1,608 @@
+//! The catalogue search index (Tantivy): document mapping, Japanese-aware
+//! tokenising through `shoko-text`, queries and facets.
+//!
+//! One tokenizer serves every text field: words as they are, CJK characters as
+//! `u:` unigrams and `b:` bigrams at their true positions. A query of one CJK
+//! character is a unigram term; a longer CJK run is a phrase of consecutive
+//! bigrams, so 大学 finds 東京大学 and a title holding the same bigrams out of
+//! order does not match.
+//!
+//! The index remembers how far it has applied the catalogue outbox in its own
+//! commit payload, so index contents and progress always commit together.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use shoko_text::{TokenKind, normalize, tokenize};
+use tantivy::aggregation::AggregationCollector;
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, TermQuery};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
+};
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
+
+/// The tokenizer's registered name.
+const TOKENIZER: &str = "shoko";
+
+/// Normalises with `shoko-text`, then emits words, `u:` unigrams and `b:` bigrams.
+#[derive(Clone, Default)]
+pub struct ShokoTokenizer;
+
+/// The tokens of one text, handed to Tantivy one by one.
+pub struct VecTokenStream {
+    tokens: Vec<Token>,
+    next: usize,
+}
+
+impl TokenStream for VecTokenStream {
+    fn advance(&mut self) -> bool {
+        self.next += 1;
+        self.next <= self.tokens.len()
+    }
+
+    fn token(&self) -> &Token {
+        &self.tokens[self.next - 1]
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.tokens[self.next - 1]
+    }
+}
+
+/// The index terms of a text: what [`ShokoTokenizer`] emits.
+pub fn index_terms(text: &str) -> Vec<(String, usize)> {
+    let norm = normalize(text);
+    tokenize(&norm)
+        .into_iter()
+        .map(|t| {
+            let term = match t.kind {
+                TokenKind::Word => t.text,
+                TokenKind::Unigram => format!("u:{}", t.text),
+                TokenKind::Bigram => format!("b:{}", t.text),
+            };
+            (term, t.position)
+        })
+        .collect()
+}
+
+impl Tokenizer for ShokoTokenizer {
+    type TokenStream<'a> = VecTokenStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
+        let tokens = index_terms(text)
+            .into_iter()
+            .map(|(text, position)| Token {
+                offset_from: 0,
+                offset_to: 0,
+                position,
+                text,
+                position_length: 1,
+            })
+            .collect();
+        VecTokenStream { tokens, next: 0 }
+    }
+}
+
+/// What the index holds for one bibliographic record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexDoc {
+    /// The record's id.
+    pub id: u64,
+    /// Title to show.
+    pub title: String,
+    /// Title reading.
+    pub title_reading: String,
+    /// Names.
+    pub authors: Vec<String>,
+    /// Subject headings.
+    pub subjects: Vec<String>,
+    /// ISBN-13s (the ISBN-10 forms are indexed too).
+    pub isbns: Vec<String>,
+    /// ISSNs.
+    pub issns: Vec<String>,
+    /// Publisher.
+    pub publisher: Option<String>,
+    /// Year of publication.
+    pub year: Option<i32>,
+    /// Language code.
+    pub language: Option<String>,
+    /// Format code.
+    pub format: String,
+    /// Campuses holding an item.
+    pub campuses: Vec<String>,
+    /// Whether any item is on the shelf.
+    pub available: bool,
+}
+
+/// Why the index could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// Tantivy failed (I/O, a corrupt segment).
+    #[error("search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    /// The query cannot be run.
+    #[error("query: {0}")]
+    Query(String),
+}
+
+/// The fields of the schema.
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    all: Field,
+    title: Field,
+    author: Field,
+    subject: Field,
+    publisher: Field,
+    isbn: Field,
+    year: Field,
+    language: Field,
+    format: Field,
+    campus: Field,
+    availability: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let fields = Fields {
+        id: b.add_u64_field("id", INDEXED | STORED | FAST),
+        all: b.add_text_field("all", text.clone()),
+        title: b.add_text_field("title", text.clone()),
+        author: b.add_text_field("author", text.clone()),
+        subject: b.add_text_field("subject", text.clone()),
+        publisher: b.add_text_field("publisher", text),
+        isbn: b.add_text_field("isbn", STRING),
+        year: b.add_i64_field("year", INDEXED | FAST),
+        language: b.add_text_field("language", STRING | FAST),
+        format: b.add_text_field("format", STRING | FAST),
+        campus: b.add_text_field("campus", STRING | FAST),
+        availability: b.add_text_field("availability", STRING | FAST),
+    };
+    (b.build(), fields)
+}
+
+/// A facet the search can count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Facet {
+    /// Campuses holding an item.
+    Campus,
+    /// Language code.
+    Language,
+    /// Format code.
+    Format,
+    /// `available` or `unavailable`.
+    Availability,
+}
+
+impl Facet {
+    /// The facet's name in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Facet::Campus => "campus",
+            Facet::Language => "language",
+            Facet::Format => "format",
+            Facet::Availability => "availability",
+        }
+    }
+
+    /// Parses an API name.
+    pub fn parse(name: &str) -> Option<Facet> {
+        [
+            Facet::Campus,
+            Facet::Language,
+            Facet::Format,
+            Facet::Availability,
+        ]
+        .into_iter()
+        .find(|f| f.name() == name)
+    }
+}
+
+/// A search to run.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    /// The query text (see [`SearchIndex::search`]).
+    pub query: String,
+    /// Hits to skip.
+    pub offset: usize,
+    /// Hits to return.
+    pub limit: usize,
+    /// Facets to count.
+    pub facets: Vec<Facet>,
+    /// Facet values every hit must have.
+    pub filters: Vec<(Facet, String)>,
+}
+
+/// One hit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// The record's id.
+    pub id: u64,
+    /// Relevance.
+    pub score: f32,
+}
+
+/// The answer to a search.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SearchResult {
+    /// All matching records.
+    pub total: usize,
+    /// The page asked for.
+    pub hits: Vec<Hit>,
+    /// Facet name → (value, count), most frequent first.
+    pub facets: BTreeMap<String, Vec<(String, u64)>>,
+}
+
+/// The search index on disk.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, creating it if the directory is empty.
+    /// `writer_memory` bounds the indexing buffer (Tantivy's minimum is 15 MB).
+    pub fn open(dir: &Path, writer_memory: usize) -> Result<SearchIndex, SearchError> {
+        let (schema, fields) = schema();
+        std::fs::create_dir_all(dir).map_err(|e| SearchError::Index(e.into()))?;
+        let directory = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| SearchError::Query(format!("index directory {}: {e}", dir.display())))?;
+        let index = Index::open_or_create(directory, schema)?;
+        Self::with_index(index, fields, writer_memory)
+    }
+
+    /// An index in memory, for tests.
+    pub fn in_memory() -> Result<SearchIndex, SearchError> {
+        let (schema, fields) = schema();
+        Self::with_index(Index::create_in_ram(schema), fields, 15_000_000)
+    }
+
+    fn with_index(index: Index, fields: Fields, memory: usize) -> Result<SearchIndex, SearchError> {
+        index.tokenizers().register(TOKENIZER, ShokoTokenizer);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        // One indexing thread: the server's cores belong to searches.
+        let writer = index.writer_with_num_threads(1, memory.max(15_000_000))?;
+        Ok(SearchIndex {
+            index,
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+        })
+    }
+
+    /// The last outbox row applied, from the last commit's payload (0 for a new index).
+    pub fn applied_outbox_id(&self) -> Result<i64, SearchError> {
+        let meta = self.index.load_metas()?;
+        Ok(meta.payload.and_then(|p| p.parse().ok()).unwrap_or(0))
+    }
+
+    /// Replaces (or, with `None`, deletes) the documents of records, and
+    /// commits together with the outbox position reached.
+    pub fn apply(
+        &self,
+        changes: Vec<(u64, Option<IndexDoc>)>,
+        outbox_id: i64,
+    ) -> Result<(), SearchError> {
+        let f = self.fields;
+        let mut writer = self
+            .writer
+            .lock()
+            .map_err(|_| SearchError::Query("index writer poisoned by a panic".into()))?;
+        for (id, doc) in changes {
+            writer.delete_term(Term::from_field_u64(f.id, id));
+            if let Some(d) = doc {
+                writer.add_document(self.document(&d))?;
+            }
+        }
+        let mut commit = writer.prepare_commit()?;
+        commit.set_payload(&outbox_id.to_string());
+        commit.commit()?;
+        drop(writer);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    fn document(&self, d: &IndexDoc) -> TantivyDocument {
+        let f = self.fields;
+        let mut doc = doc!(
+            f.id => d.id,
+            f.title => d.title.as_str(),
+            f.title => d.title_reading.as_str(),
+            f.format => d.format.as_str(),
+            f.availability => if d.available { "available" } else { "unavailable" },
+        );
+        for text in [&d.title, &d.title_reading] {
+            doc.add_text(f.all, text);
+        }
+        for a in &d.authors {
+            doc.add_text(f.author, a);
+            doc.add_text(f.all, a);
+        }
+        for s in &d.subjects {
+            doc.add_text(f.subject, s);
+            doc.add_text(f.all, s);
+        }
+        if let Some(p) = &d.publisher {
+            doc.add_text(f.publisher, p);
+            doc.add_text(f.all, p);
+        }
+        for i in &d.isbns {
+            doc.add_text(f.isbn, i);
+            if let Some(ten) = isbn10(i) {
+                doc.add_text(f.isbn, &ten);
+            }
+        }
+        for i in &d.issns {
+            doc.add_text(f.isbn, i.replace('-', ""));
+        }
+        if let Some(y) = d.year {
+            doc.add_i64(f.year, i64::from(y));
+        }
+        if let Some(l) = &d.language {
+            doc.add_text(f.language, l);
+        }
+        for c in &d.campuses {
+            doc.add_text(f.campus, c);
+        }
+        doc
+    }
+
+    /// How many records the index holds.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Runs a search. The query is words and `"phrases"`, each optionally
+    /// prefixed by a field (`title:`, `author:`, `subject:`, `publisher:`,
+    /// `isbn:`); every part must match. A bare part that is an ISBN also
+    /// matches the ISBN field.
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResult, SearchError> {
+        let query = self.parse(&req.query)?;
+        let searcher = self.reader.searcher();
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, query)];
+        for (facet, value) in &req.filters {
+            let field = self.facet_field(*facet);
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(field, value),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        let query = BooleanQuery::new(clauses);
+        let limit = req.limit.clamp(1, 1000);
+        let top = TopDocs::with_limit(limit)
+            .and_offset(req.offset)
+            .order_by_score();
+        let mut facets = BTreeMap::new();
+        let (total, docs) = if req.facets.is_empty() {
+            searcher.search(&query, &(Count, top))?
+        } else {
+            let mut aggs = serde_json::Map::new();
+            for f in &req.facets {
+                aggs.insert(
+                    f.name().into(),
+                    serde_json::json!({ "terms": { "field": f.name(), "size": 100 } }),
+                );
+            }
+            let aggs: Aggregations = serde_json::from_value(serde_json::Value::Object(aggs))
+                .map_err(|e| SearchError::Query(e.to_string()))?;
+            let collector = AggregationCollector::from_aggs(aggs, Default::default());
+            let (total, docs, agg) = searcher.search(&query, &(Count, top, collector))?;
+            let agg = serde_json::to_value(agg).map_err(|e| SearchError::Query(e.to_string()))?;
+            for f in &req.facets {
+                let buckets = agg[f.name()]["buckets"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let values = buckets
+                    .iter()
+                    .filter_map(|b| Some((b["key"].as_str()?.to_owned(), b["doc_count"].as_u64()?)))
+                    .collect();
+                facets.insert(f.name().to_owned(), values);
+            }
+            (total, docs)
+        };
+        let mut hits = Vec::with_capacity(docs.len());
+        for (score, addr) in docs {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let id = doc
+                .get_first(self.fields.id)
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| SearchError::Query("a document without id".into()))?;
+            hits.push(Hit { id, score });
+        }
+        Ok(SearchResult {
+            total,
+            hits,
+            facets,
+        })
+    }
+
+    fn facet_field(&self, facet: Facet) -> Field {
+        match facet {
+            Facet::Campus => self.fields.campus,
+            Facet::Language => self.fields.language,
+            Facet::Format => self.fields.format,
+            Facet::Availability => self.fields.availability,
+        }
+    }
+
+    /// Turns the query text into a Tantivy query (every part must match).
+    fn parse(&self, text: &str) -> Result<Box<dyn Query>, SearchError> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for part in split_query(text) {
+            let (field, body) = match part.split_once(':') {
+                Some((name, body)) if !part.starts_with('"') => match name {
+                    "title" => (self.fields.title, body),
+                    "author" => (self.fields.author, body),
+                    "subject" => (self.fields.subject, body),
+                    "publisher" => (self.fields.publisher, body),
+                    "isbn" => (self.fields.isbn, body),
+                    _ => (self.fields.all, part.as_str()),
+                },
+                _ => (self.fields.all, part.as_str()),
+            };
+            let body = body.trim_matches('"');
+            if field == self.fields.isbn {
+                clauses.push((Occur::Must, self.isbn_query(body)?));
+                continue;
+            }
+            let text_query = self.text_query(field, body);
+            match (text_query, isbn_key(body)) {
+                (Some(q), Some(key)) if field == self.fields.all => {
+                    let either: Vec<(Occur, Box<dyn Query>)> = vec![
+                        (Occur::Should, q),
+                        (Occur::Should, self.term(self.fields.isbn, &key)),
+                    ];
+                    clauses.push((Occur::Must, Box::new(BooleanQuery::new(either))));
+                }
+                (Some(q), _) => clauses.push((Occur::Must, q)),
+                (None, Some(key)) => clauses.push((Occur::Must, self.term(self.fields.isbn, &key))),
+                (None, None) => {}
+            }
+        }
+        if clauses.is_empty() {
+            return Ok(Box::new(tantivy::query::AllQuery));
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    fn term(&self, field: Field, text: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, text),
+            IndexRecordOption::WithFreqsAndPositions,
+        ))
+    }
+
+    fn isbn_query(&self, body: &str) -> Result<Box<dyn Query>, SearchError> {
+        let key = isbn_key(body)
+            .ok_or_else(|| SearchError::Query(format!("{body:?} is not an ISBN or ISSN")))?;
+        Ok(self.term(self.fields.isbn, &key))
+    }
+
+    /// Words must all occur; a CJK run is one unigram or a phrase of bigrams.
+    fn text_query(&self, field: Field, body: &str) -> Option<Box<dyn Query>> {
+        let norm = normalize(body);
+        let tokens = tokenize(&norm);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        // CJK runs: unigrams at consecutive positions.
+        let mut runs: Vec<Vec<&str>> = Vec::new();
+        let mut last: Option<usize> = None;
+        for t in &tokens {
+            match t.kind {
+                TokenKind::Word => clauses.push((Occur::Must, self.term(field, &t.text))),
+                TokenKind::Unigram => {
+                    match runs.last_mut() {
+                        Some(run) if last.is_some_and(|p| p + 1 == t.position) => run.push(&t.text),
+                        _ => runs.push(vec![&t.text]),
+                    }
+                    last = Some(t.position);
+                }
+                TokenKind::Bigram => {}
+            }
+        }
+        for run in runs {
+            let query: Box<dyn Query> = match run.as_slice() {
+                [one] => self.term(field, &format!("u:{one}")),
+                [a, b] => self.term(field, &format!("b:{a}{b}")),
+                _ => {
+                    let terms = run
+                        .windows(2)
+                        .enumerate()
+                        .map(|(i, w)| {
+                            (
+                                i,
+                                Term::from_field_text(field, &format!("b:{}{}", w[0], w[1])),
+                            )
+                        })
+                        .collect();
+                    Box::new(PhraseQuery::new_with_offset(terms))
+                }
+            };
+            clauses.push((Occur::Must, query));
+        }
+        match clauses.len() {
+            0 => None,
+            1 => clauses.pop().map(|(_, q)| q),
+            _ => Some(Box::new(BooleanQuery::new(clauses))),
+        }
+    }
+}
+
+/// Splits a query into parts on spaces, keeping `"quoted phrases"` (and
+/// `field:"quoted phrases"`) whole.
+fn split_query(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    parts.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        parts.push(cur);
+    }
+    parts
+}
+
+/// The digits of an ISBN-10, ISBN-13 or ISSN written with or without hyphens.
+fn isbn_key(s: &str) -> Option<String> {
+    let d: String = s
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let ok = |n: usize| {
+        d.len() == n
+            && d[..n - 1].bytes().all(|b| b.is_ascii_digit())
+            && (d.as_bytes()[n - 1].is_ascii_digit() || d.ends_with('X'))
+    };
+    (ok(8) || ok(10) || ok(13)).then_some(d)
+}
+
+/// The ISBN-10 form of an ISBN-13 in the 978 range.
+fn isbn10(isbn13: &str) -> Option<String> {
+    let body = isbn13.strip_prefix("978")?.get(..9)?;
+    let sum: u32 = body
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| (10 - i as u32) * u32::from(b.wrapping_sub(b'0')))
+        .sum();
+    let check = (11 - sum % 11) % 11;
+    Some(format!(
+        "{body}{}",
+        if check == 10 {
+            'X'
+        } else {
+            char::from(b'0' + check as u8)
+        }
+    ))
+}
