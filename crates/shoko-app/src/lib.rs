@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod clock;
 pub mod export;
 pub mod import;
+pub mod search;
 pub mod settings;
 
 use std::sync::Arc;
@@ -24,25 +25,39 @@ pub struct App {
     pub settings: Arc<CatalogueSettings>,
     /// Today's date and time; a fake in tests.
     pub clock: Arc<dyn Clock>,
+    /// The search index.
+    pub search: Arc<search::SearchHandle>,
+}
+
+/// Where the search index lives and how much memory its writer may use.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// The index directory; `None` keeps it in memory (tests).
+    pub dir: Option<std::path::PathBuf>,
+    /// Bytes for the index writer's buffer (at least 15 MB).
+    pub writer_memory: usize,
 }
 
 impl App {
-    /// Opens the store, runs migrations and brings campuses, locations and
-    /// item types in line with the settings.
+    /// Opens the store (running migrations), brings campuses, locations and
+    /// item types in line with the settings, and opens the search index.
     pub async fn open(
         database_url: &str,
         options: &StoreOptions,
+        index: &IndexOptions,
         settings: CatalogueSettings,
         clock: Arc<dyn Clock>,
-    ) -> Result<App, StoreError> {
+    ) -> anyhow::Result<App> {
         let store = Store::open(database_url, options).await?;
         store
             .sync_reference_data(&settings.reference_data())
             .await?;
+        let search = search::SearchHandle::open(index.dir.as_deref(), index.writer_memory)?;
         Ok(App {
             store,
             settings: Arc::new(settings),
             clock,
+            search: Arc::new(search),
         })
     }
 }

@@ -633,6 +633,51 @@ impl Store {
         rows.iter().map(row_to_item).collect()
     }
 
+    /// The items of several records (for indexing a page of records at once).
+    pub async fn items_of_records(
+        &self,
+        record_ids: &[i64],
+    ) -> Result<Vec<StoredItem>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in record_ids.chunks(ROWS_PER_INSERT) {
+            let rows = self
+                .db
+                .query_all(
+                    &Query::select()
+                        .columns(ITEM_COLUMNS)
+                        .from("items")
+                        .and_where(Expr::col("record_id").is_in(chunk.iter().copied()))
+                        .to_owned(),
+                )
+                .await?;
+            for r in &rows {
+                out.push(row_to_item(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records by id (missing ids are simply absent).
+    pub async fn records_by_ids(&self, ids: &[i64]) -> Result<Vec<RecordRow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_INSERT) {
+            let rows = self
+                .db
+                .query_all(
+                    &Query::select()
+                        .columns(RECORD_COLUMNS)
+                        .from("records")
+                        .and_where(Expr::col("id").is_in(chunk.iter().copied()))
+                        .to_owned(),
+                )
+                .await?;
+            for r in &rows {
+                out.push(row_to_record(r)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// One item by barcode.
     pub async fn item_by_barcode(&self, barcode: &str) -> Result<Option<StoredItem>, StoreError> {
         let row = self
@@ -725,6 +770,45 @@ impl Store {
             *slot = col(&row, 0)?;
         }
         Ok(c)
+    }
+
+    /// Outbox rows after `after`, oldest first: (outbox id, record id, created at).
+    pub async fn outbox_after(
+        &self,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        let rows = self
+            .db
+            .query_all(
+                &Query::select()
+                    .columns(["id", "record_id", "created_at"])
+                    .from("catalogue_outbox")
+                    .and_where(Expr::col("id").gt(after))
+                    .order_by("id", sea_orm::sea_query::Order::Asc)
+                    .limit(limit)
+                    .to_owned(),
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?)))
+            .collect()
+    }
+
+    /// The newest outbox row: (id, created at), or None when empty.
+    pub async fn outbox_head(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                &Query::select()
+                    .columns(["id", "created_at"])
+                    .from("catalogue_outbox")
+                    .order_by("id", sea_orm::sea_query::Order::Desc)
+                    .limit(1)
+                    .to_owned(),
+            )
+            .await?;
+        row.map(|r| Ok((col(&r, 0)?, col(&r, 1)?))).transpose()
     }
 
     /// The configured campus codes.

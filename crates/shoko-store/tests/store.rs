@@ -84,10 +84,10 @@ async fn a_batch_stores_records_items_and_one_outbox_row_per_record() {
             (out.imported, out.updated, out.items_created),
             (2, 0, 3),
             "{}",
-            db.engine
+            db.engine()
         );
         let c = store.counts().await.expect("counts");
-        assert_eq!((c.records, c.items, c.outbox), (2, 3, 2), "{}", db.engine);
+        assert_eq!((c.records, c.items, c.outbox), (2, 3, 2), "{}", db.engine());
         let found = store.records_by_control_number("001").await.expect("find");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].title, "吾輩は猫である");
@@ -121,10 +121,10 @@ async fn reimporting_a_record_updates_it_instead_of_duplicating() {
             )
             .await
             .expect("second");
-        assert_eq!((out.imported, out.updated), (0, 1), "{}", db.engine);
+        assert_eq!((out.imported, out.updated), (0, 1), "{}", db.engine());
         assert_eq!((out.items_created, out.items_updated), (1, 1));
         let found = store.records_by_control_number("001").await.expect("find");
-        assert_eq!(found.len(), 1, "{}", db.engine);
+        assert_eq!(found.len(), 1, "{}", db.engine());
         assert_eq!(found[0].title, "吾輩ハ猫デアル");
         assert_eq!(
             (found[0].version, found[0].created_at, found[0].updated_at),
@@ -148,7 +148,7 @@ async fn the_same_record_twice_in_one_batch_is_stored_once_with_the_later_versio
             )
             .await
             .expect("batch");
-        assert_eq!((out.imported, out.updated), (1, 1), "{}", db.engine);
+        assert_eq!((out.imported, out.updated), (1, 1), "{}", db.engine());
         let found = store.records_by_control_number("007").await.expect("find");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].title, "second");
@@ -169,7 +169,7 @@ async fn a_barcode_held_by_another_record_is_reported_and_not_moved() {
             .write_import_batch(run, vec![record("002", "b", &["B001"])], 1)
             .await
             .expect("second");
-        assert_eq!(out.warnings.len(), 1, "{}", db.engine);
+        assert_eq!(out.warnings.len(), 1, "{}", db.engine());
         assert!(out.warnings[0].reason.contains("B001"));
         let item = store
             .item_by_barcode("B001")
@@ -206,7 +206,7 @@ async fn an_item_added_later_gets_an_outbox_row_and_a_taken_barcode_is_refused()
         assert!(
             store.add_item(id, &spec, 6).await.expect("add").is_none(),
             "{}",
-            db.engine
+            db.engine()
         );
         assert_eq!(store.counts().await.expect("counts").outbox, 2);
     })
@@ -234,7 +234,7 @@ async fn paging_by_id_visits_every_record_once() {
         }
         seen.sort();
         seen.dedup();
-        assert_eq!(seen.len(), 25, "{}", db.engine);
+        assert_eq!(seen.len(), 25, "{}", db.engine());
     })
     .await;
 }
@@ -259,7 +259,7 @@ async fn reopening_applies_no_migration_twice_and_keeps_the_data() {
             again.counts().await.expect("counts").records,
             1,
             "{}",
-            db.engine
+            db.engine()
         );
     })
     .await;
@@ -273,7 +273,7 @@ async fn an_item_with_an_unconfigured_campus_cannot_be_stored() {
         let mut r = record("001", "a", &["B001"]);
         r.items[0].campus = CampusCode::parse("MOON").expect("code");
         let err = store.write_import_batch(run, vec![r], 1).await;
-        assert!(err.is_err(), "{}: foreign key must refuse it", db.engine);
+        assert!(err.is_err(), "{}: foreign key must refuse it", db.engine());
         // Nothing of the refused batch is stored.
         assert_eq!(store.counts().await.expect("counts").records, 0);
     })
@@ -297,12 +297,12 @@ async fn records_with_different_001s_sharing_an_035_stay_apart_and_a_record_with
             )
             .await
             .expect("batch");
-        assert_eq!((out.imported, out.updated), (2, 0), "{}", db.engine);
+        assert_eq!((out.imported, out.updated), (2, 0), "{}", db.engine());
         let out = store
             .write_import_batch(run, vec![with_035(None, "c")], 2)
             .await
             .expect("batch");
-        assert_eq!((out.imported, out.updated), (0, 1), "{}", db.engine);
+        assert_eq!((out.imported, out.updated), (0, 1), "{}", db.engine());
         assert_eq!(store.counts().await.expect("counts").records, 2);
     })
     .await;

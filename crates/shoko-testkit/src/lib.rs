@@ -23,14 +23,24 @@ pub fn fixtures() -> PathBuf {
 /// A database made for one test, removed when dropped (SQLite) or by the
 /// next run's cleanup (PostgreSQL databases are named `shoko_t_<pid>_<n>`).
 pub struct TestDb {
-    /// The URL to open it with.
-    pub url: String,
-    /// Which engine, for assertion messages.
-    pub engine: &'static str,
+    url: String,
+    engine: &'static str,
+    // Private fields read through methods: an `async move` block that only
+    // touched public fields would capture those alone and drop the directory.
     _dir: Option<tempfile::TempDir>,
 }
 
 impl TestDb {
+    /// The URL to open it with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Which engine, for assertion messages.
+    pub fn engine(&self) -> &'static str {
+        self.engine
+    }
+
     /// A fresh SQLite database in a temporary directory.
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temporary directory");

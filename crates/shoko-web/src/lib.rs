@@ -5,6 +5,7 @@
 mod error;
 mod marc_json;
 mod records;
+mod search;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -16,6 +17,7 @@ pub use error::ApiError;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/api/v1/search", get(search::search))
         .route("/api/v1/records", get(records::find))
         .route("/api/v1/records/{id}", get(records::get))
         .route("/api/v1/records/{id}/items", post(records::add_item))
@@ -37,8 +39,10 @@ async fn health(
     axum::extract::State(app): axum::extract::State<App>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     app.store.ping().await.map_err(ApiError::unexpected)?;
+    let index = app.index_status().await.map_err(ApiError::unexpected)?;
     Ok(axum::Json(serde_json::json!({
         "status": "ok",
         "database": app.store.engine().name(),
+        "index": index,
     })))
 }

@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use shoko_app::import::{ImportProgress, InputFormat};
-use shoko_app::{App, StoreOptions, SystemClock};
+use shoko_app::{App, IndexOptions, StoreOptions, SystemClock};
 
 use crate::config::Config;
 
@@ -95,6 +95,9 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Rebuild the search index from the database (beside the current one,
+    /// then swapped in). Run it while the server is stopped.
+    Reindex,
     /// Print the effective configuration, secrets redacted.
     Config,
 }
@@ -142,7 +145,15 @@ fn init_logging(config: &Config) {
         .init();
 }
 
-async fn open_app(cli_db: Option<&str>, data_dir: &Path, config: &Config) -> anyhow::Result<App> {
+/// Opens the application. Only commands that search (`serve`, `demo`,
+/// `reindex`) open the index on disk: Tantivy allows one writer per index,
+/// and a running server holds it.
+async fn open_app(
+    cli_db: Option<&str>,
+    data_dir: &Path,
+    config: &Config,
+    with_index: bool,
+) -> anyhow::Result<App> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
     let url = config.database_url(cli_db, data_dir);
@@ -152,13 +163,18 @@ async fn open_app(cli_db: Option<&str>, data_dir: &Path, config: &Config) -> any
             config.database.acquire_timeout_ms.clamp(100, 60_000),
         ),
     };
-    Ok(App::open(
+    let index = IndexOptions {
+        dir: with_index.then(|| data_dir.join("index")),
+        writer_memory: 64 * 1024 * 1024,
+    };
+    App::open(
         &url,
         &options,
+        &index,
         config.catalogue.clone(),
         Arc::new(SystemClock),
     )
-    .await?)
+    .await
 }
 
 async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<ExitCode> {
@@ -171,13 +187,13 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen } => {
-            let app = open_app(db, &data_dir, &config).await?;
+            let app = open_app(db, &data_dir, &config, true).await?;
             serve(app, listen.unwrap_or(config.server.listen.clone())).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { listen } => {
             let config = demo_config(&data_dir, config)?;
-            let app = open_app(db, &data_dir, &config).await?;
+            let app = open_app(db, &data_dir, &config, true).await?;
             if app.store.counts().await?.records == 0 {
                 let file = data_dir.join("demo.mrc");
                 std::fs::write(&file, DEMO_RECORDS)
@@ -199,12 +215,38 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { format, files } => {
-            let app = open_app(db, &data_dir, &config).await?;
+            let app = open_app(db, &data_dir, &config, false).await?;
             import(&app, format, &files).await
         }
         Command::Validate { format, files } => validate(format, &files),
+        Command::Reindex => {
+            let app = open_app(db, &data_dir, &config, true).await.context(
+                "cannot open the search index (is `shoko serve` running on this data dir?)",
+            )?;
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let bar = ProgressBar::new(0);
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {pos} records indexed ({per_sec})")
+                        .expect("the template is valid"),
+                );
+                bar
+            });
+            let shown = bar.clone();
+            let n = app
+                .reindex(&move |n| {
+                    if let Some(b) = &shown {
+                        b.set_position(n);
+                    }
+                })
+                .await?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            println!("indexed {n} records");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export { format, output } => {
-            let app = open_app(db, &data_dir, &config).await?;
+            let app = open_app(db, &data_dir, &config, false).await?;
             let format = match format {
                 ExportFormat::Iso2709 => shoko_marc::Format::Iso2709,
                 ExportFormat::Marcxml => shoko_marc::Format::MarcXml,
@@ -255,10 +297,21 @@ async fn serve(app: App, listen: String) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let caught_up = app.index_catch_up().await?;
+    tracing::info!(rows = caught_up, "search index caught up");
+    let (stop_indexer, stop) = tokio::sync::watch::channel(false);
+    let indexer_app = app.clone();
+    let indexer = tokio::spawn(async move {
+        indexer_app
+            .index_forever(Duration::from_millis(500), stop)
+            .await;
+    });
     tracing::info!(%addr, database = app.store.engine().name(), "Shoko is serving");
     eprintln!("Shoko is serving on http://{addr}/");
     let store = app.store.clone();
     shoko_web::serve(app, listener, shutdown_signal()).await?;
+    let _ = stop_indexer.send(true);
+    let _ = indexer.await;
     store.close().await?;
     tracing::info!("stopped cleanly");
     Ok(())

@@ -30,7 +30,7 @@ impl Shoko {
         c.arg("--data-dir")
             .arg(self.dir.path())
             .arg("--database")
-            .arg(&self.db.url)
+            .arg(self.db.url())
             .env("SHOKO_LOG__LEVEL", "warn");
         c
     }
@@ -56,7 +56,7 @@ async fn an_import_lists_each_rejected_record_and_exits_3() {
         let o = s.run(&["import", &marc("loc/loc_books2016_jpn300.mrc"), &bad]);
         let out = stdout(&o);
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(o.status.code(), Some(3), "{}: {out}", s.db.engine);
+        assert_eq!(o.status.code(), Some(3), "{}: {out}", s.db.engine());
         assert_eq!(lines[0], "imported 303, updated 0, rejected 5");
         assert_eq!(lines.len(), 6, "{out}");
         assert!(
@@ -86,7 +86,7 @@ async fn marcxml_and_marc8_files_import_as_the_same_records() {
             stdout(&o).trim(),
             "imported 300, updated 0, rejected 0",
             "{}",
-            s.db.engine
+            s.db.engine()
         );
         // The same 300 records in MARC-8 match by 001+003 and update.
         let o = s.run(&["import", &marc("loc/loc_books2016_jpn300.marc8.mrc")]);
@@ -108,7 +108,7 @@ fn validate_reports_bad_records_like_import_without_storing_anything() {
         "{out}"
     );
     let db_file =
-        s.db.url
+        s.db.url()
             .trim_start_matches("sqlite://")
             .trim_end_matches("?mode=rwc");
     assert!(
@@ -212,7 +212,7 @@ async fn exported_files_read_back_cleanly_in_yaz_marcdump_and_pymarc() {
             stdout(&o).lines().next(),
             Some("imported 421, updated 0, rejected 0"),
             "{}",
-            s.db.engine
+            s.db.engine()
         );
         for (format, xml) in [("iso2709", false), ("marcxml", true)] {
             let out: PathBuf = s.dir.path().join(format!("export.{format}"));
@@ -297,7 +297,7 @@ async fn the_server_answers_health_and_records_by_id_and_control_number() {
             .json()
             .await
             .expect("json");
-        assert_eq!(record["title"], "伝統話芸・講談のすべて", "{}", s.db.engine);
+        assert_eq!(record["title"], "伝統話芸・講談のすべて", "{}", s.db.engine());
         assert_eq!(record["title_reading"], "Dentō wagei kōdan no subete");
         assert_eq!(record["marc"]["fields"][0]["001"], "   00271342 ");
 
@@ -445,10 +445,10 @@ async fn kill_9_during_an_import_keeps_every_committed_batch_and_a_rerun_complet
         assert!(
             reported < TOTAL as u64,
             "{}: killed too late to prove anything",
-            s.db.engine
+            s.db.engine()
         );
 
-        let store = shoko_store::Store::open(&s.db.url, &shoko_store::StoreOptions::default())
+        let store = shoko_store::Store::open(s.db.url(), &shoko_store::StoreOptions::default())
             .await
             .expect("the database opens after kill -9");
         let (status, committed) = store
@@ -457,10 +457,10 @@ async fn kill_9_during_an_import_keeps_every_committed_batch_and_a_rerun_complet
             .expect("run")
             .expect("run 1");
         let records = store.counts().await.expect("counts").records;
-        assert_eq!(status, "running", "{}", s.db.engine);
+        assert_eq!(status, "running", "{}", s.db.engine());
         assert!(committed >= reported as i64, "{committed} < {reported}");
         assert_eq!(committed % 500, 0, "whole batches only");
-        assert_eq!(records, committed, "{}: no half batch", s.db.engine);
+        assert_eq!(records, committed, "{}: no half batch", s.db.engine());
         store.close().await.expect("close");
 
         let o = s.run(&["import", &file_arg]);
@@ -477,7 +477,7 @@ async fn kill_9_during_an_import_keeps_every_committed_batch_and_a_rerun_complet
                 TOTAL as i64 - committed
             )
         );
-        let store = shoko_store::Store::open(&s.db.url, &shoko_store::StoreOptions::default())
+        let store = shoko_store::Store::open(s.db.url(), &shoko_store::StoreOptions::default())
             .await
             .expect("opens");
         assert_eq!(store.counts().await.expect("counts").records, TOTAL as i64);
@@ -524,14 +524,14 @@ async fn an_item_with_an_unknown_campus_is_skipped_with_a_warning_and_its_record
         w.write(&r).expect("write");
         w.finish().expect("flush");
         let o = s.run(&["import", &path.display().to_string()]);
-        assert_eq!(o.status.code(), Some(0), "{}", s.db.engine);
+        assert_eq!(o.status.code(), Some(0), "{}", s.db.engine());
         assert_eq!(stdout(&o).trim(), "imported 1, updated 0, rejected 0");
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert!(
             stderr.contains("record 1: item W0002: unknown campus OSAKA; item skipped"),
             "{stderr}"
         );
-        let store = shoko_store::Store::open(&s.db.url, &shoko_store::StoreOptions::default())
+        let store = shoko_store::Store::open(s.db.url(), &shoko_store::StoreOptions::default())
             .await
             .expect("opens");
         assert_eq!(store.counts().await.expect("counts").items, 1);
@@ -541,6 +541,77 @@ async fn an_item_with_an_unknown_campus_is_skipped_with_a_warning_and_its_record
                 .await
                 .expect("query")
                 .is_none()
+        );
+    })
+    .await;
+}
+
+async fn search_json(http: &reqwest::Client, base: &str, query: &str) -> serde_json::Value {
+    http.get(format!("{base}/api/v1/search"))
+        .query(&[("q", query), ("facet", "campus"), ("facet", "language")])
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn the_server_indexes_on_start_searches_japanese_and_rebuilds_a_deleted_index() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let o = s.run(&["import", &marc("loc/loc_books2016_jpn300.mrc")]);
+        assert!(o.status.success());
+        let serve = || {
+            let mut cmd = s.command();
+            cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+            start(cmd)
+        };
+        let http = reqwest::Client::new();
+        let server = serve();
+        // The server says it serves only after the index has caught up.
+        let health: serde_json::Value = http
+            .get(format!("{}/health", server.base))
+            .send()
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            health["index"]["lag_rows"],
+            0,
+            "{}: {health}",
+            s.db.engine()
+        );
+        assert_eq!(health["index"]["documents"], 300);
+        let first = search_json(&http, &server.base, "title:講談").await;
+        assert_eq!(first["total"], 1, "{first}");
+        assert_eq!(first["hits"][0]["title"], "伝統話芸・講談のすべて");
+        assert_eq!(first["facets"]["language"][0]["value"], "jpn");
+        // Half-width katakana and old kanji forms find the same as their standard forms.
+        let modern = search_json(&http, &server.base, "図書館").await;
+        let old = search_json(&http, &server.base, "圖書館").await;
+        assert_eq!(modern["total"], old["total"]);
+        drop(server);
+
+        let o = s.run(&["reindex"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(stdout(&o).trim(), "indexed 300 records");
+        let server = serve();
+        let reindexed = search_json(&http, &server.base, "title:講談").await;
+        assert_eq!(reindexed["hits"], first["hits"]);
+        drop(server);
+
+        std::fs::remove_dir_all(s.dir.path().join("index")).expect("delete the index");
+        let server = serve();
+        let again = search_json(&http, &server.base, "title:講談").await;
+        assert_eq!(
+            again["hits"],
+            first["hits"],
+            "{}: rebuilt index answers the same",
+            s.db.engine()
         );
     })
     .await;

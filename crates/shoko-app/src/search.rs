@@ -1,0 +1,398 @@
+//! Search: the index kept in step with the catalogue through the outbox, and
+//! queries answered with records from the database.
+//!
+//! The index's commit payload says which outbox row it has applied; catching
+//! up applies every later row, oldest first, and commits with the new
+//! position, so a crash at any point loses nothing (the rows are applied
+//! again, and applying a row twice gives the same document).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use shoko_search::{IndexDoc, SearchError, SearchIndex, SearchRequest};
+use shoko_store::{RecordRow, StoreError, StoredItem};
+
+use crate::App;
+
+/// Outbox rows applied per index commit.
+const CATCH_UP_BATCH: u64 = 2000;
+
+/// The current index, swappable while searches run (a rebuild builds a new
+/// one beside it and swaps it in).
+pub struct SearchHandle {
+    current: RwLock<Arc<SearchIndex>>,
+    dir: Option<PathBuf>,
+    memory: usize,
+    /// The last indexing failure, shown in health until a catch-up succeeds.
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+/// Why search or indexing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The index failed.
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file system operation on the index directory failed.
+    #[error("index directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl SearchHandle {
+    /// Opens the index in `dir` (a new one in memory when `None`). A missing
+    /// directory gives an empty index; one that cannot be opened is moved
+    /// aside and replaced by an empty one, which the next catch-up rebuilds.
+    pub fn open(dir: Option<&Path>, memory: usize) -> Result<SearchHandle, IndexError> {
+        let index = match dir {
+            None => SearchIndex::in_memory()?,
+            Some(d) => match SearchIndex::open(d, memory) {
+                Ok(i) => i,
+                Err(e) => {
+                    let aside = d.with_extension(format!("corrupt-{}", std::process::id()));
+                    tracing::error!(error = %e, dir = %d.display(), aside = %aside.display(),
+                        "search index cannot be opened; moved aside, rebuilding");
+                    std::fs::rename(d, &aside)?;
+                    SearchIndex::open(d, memory)?
+                }
+            },
+        };
+        Ok(SearchHandle {
+            current: RwLock::new(Arc::new(index)),
+            dir: dir.map(Path::to_path_buf),
+            memory,
+            last_error: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The index searches use now.
+    pub fn get(&self) -> Arc<SearchIndex> {
+        self.current
+            .read()
+            .map(|g| Arc::clone(&g))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+}
+
+/// Index lag, for health and the operations page.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexStatus {
+    /// The last outbox row applied.
+    pub applied: i64,
+    /// The newest outbox row.
+    pub latest: i64,
+    /// Rows not yet applied.
+    pub lag_rows: i64,
+    /// Age in seconds of the oldest change not yet applied (0 when none).
+    pub lag_seconds: f64,
+    /// Records in the index.
+    pub documents: u64,
+    /// The last indexing failure, if the latest attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// One hit as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    /// Record id.
+    pub id: i64,
+    /// 001.
+    pub control_number: Option<String>,
+    /// Title.
+    pub title: String,
+    /// Title reading.
+    pub title_reading: String,
+    /// Names.
+    pub authors: Vec<String>,
+    /// Year.
+    pub year: Option<i32>,
+    /// Per campus: items on the shelf and items in all.
+    pub availability: Vec<CampusAvailability>,
+}
+
+/// Availability at one campus.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampusAvailability {
+    /// Campus code.
+    pub campus: String,
+    /// Items available.
+    pub available: u32,
+    /// Items held.
+    pub total: u32,
+}
+
+/// A page of search results.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchPage {
+    /// All matching records.
+    pub total: usize,
+    /// This page.
+    pub hits: Vec<SearchHit>,
+    /// Facet → values with counts.
+    pub facets: BTreeMap<String, Vec<FacetValue>>,
+}
+
+/// One facet value.
+#[derive(Debug, Clone, Serialize)]
+pub struct FacetValue {
+    /// The value.
+    pub value: String,
+    /// Matching records with it.
+    pub count: u64,
+}
+
+fn to_doc(r: &RecordRow, items: &[&StoredItem]) -> IndexDoc {
+    let campuses: BTreeSet<String> = items.iter().map(|i| i.campus.clone()).collect();
+    IndexDoc {
+        id: r.id as u64,
+        title: r.title.clone(),
+        title_reading: r.title_reading.clone(),
+        authors: r.authors.clone(),
+        subjects: r.subjects.clone(),
+        isbns: r.isbns.clone(),
+        issns: r.issns.clone(),
+        publisher: r.publisher.clone(),
+        year: r.year,
+        language: r.language.clone(),
+        format: r.format.clone(),
+        campuses: campuses.into_iter().collect(),
+        available: items.iter().any(|i| i.status == "available"),
+    }
+}
+
+impl App {
+    /// Documents for these records; `None` for a record that no longer exists.
+    async fn docs_for(&self, ids: &[i64]) -> Result<Vec<(u64, Option<IndexDoc>)>, IndexError> {
+        let records = self.store.records_by_ids(ids).await?;
+        let items = self.store.items_of_records(ids).await?;
+        let mut by_record: HashMap<i64, Vec<&StoredItem>> = HashMap::new();
+        for i in &items {
+            by_record.entry(i.record_id).or_default().push(i);
+        }
+        let found: HashMap<i64, &RecordRow> = records.iter().map(|r| (r.id, r)).collect();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let doc = found
+                    .get(id)
+                    .map(|r| to_doc(r, by_record.get(id).map(Vec::as_slice).unwrap_or(&[])));
+                (*id as u64, doc)
+            })
+            .collect())
+    }
+
+    /// Applies every outbox row the index has not seen; returns how many.
+    /// A new, empty index is built from the records instead.
+    pub async fn index_catch_up(&self) -> Result<u64, IndexError> {
+        let index = self.search.get();
+        let mut applied = index.applied_outbox_id()?;
+        if applied == 0
+            && index.num_docs() == 0
+            && let Some((head, _)) = self.store.outbox_head().await?
+        {
+            self.build_into(&index, head, &|_| {}).await?;
+            return Ok(head as u64);
+        }
+        let mut total = 0;
+        loop {
+            let rows = self.store.outbox_after(applied, CATCH_UP_BATCH).await?;
+            let Some(&(last, _, _)) = rows.last() else {
+                break;
+            };
+            let ids: Vec<i64> = rows
+                .iter()
+                .map(|r| r.1)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let changes = self.docs_for(&ids).await?;
+            index.apply(changes, last)?;
+            total += rows.len() as u64;
+            applied = last;
+        }
+        Ok(total)
+    }
+
+    /// Indexes every record into `index`, recording `head` as applied.
+    async fn build_into(
+        &self,
+        index: &SearchIndex,
+        head: i64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<u64, IndexError> {
+        let (mut after, mut n) = (0, 0u64);
+        loop {
+            let page = self.store.records_after(after, 2000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            let ids: Vec<i64> = page.iter().map(|r| r.id).collect();
+            let changes = self.docs_for(&ids).await?;
+            n += changes.len() as u64;
+            // Intermediate commits carry the old position, so a crash mid-build
+            // restarts the build rather than trusting a partial index.
+            index.apply(changes, 0)?;
+            progress(n);
+        }
+        index.apply(Vec::new(), head)?;
+        Ok(n)
+    }
+
+    /// Rebuilds the index from the database beside the current one, then
+    /// swaps it in; searches use the old index until the swap.
+    pub async fn reindex(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64, IndexError> {
+        let head = self.store.outbox_head().await?.map_or(0, |h| h.0);
+        let handle = &self.search;
+        let fresh = match &handle.dir {
+            None => SearchIndex::in_memory()?,
+            Some(d) => {
+                let building = d.with_extension("building");
+                if building.exists() {
+                    std::fs::remove_dir_all(&building)?;
+                }
+                SearchIndex::open(&building, handle.memory)?
+            }
+        };
+        let n = self.build_into(&fresh, head, progress).await?;
+        match &handle.dir {
+            None => {
+                if let Ok(mut cur) = handle.current.write() {
+                    *cur = Arc::new(fresh);
+                }
+            }
+            Some(d) => {
+                drop(fresh);
+                let building = d.with_extension("building");
+                let old = d.with_extension("old");
+                let mut cur = handle.current.write().unwrap_or_else(|p| p.into_inner());
+                if old.exists() {
+                    std::fs::remove_dir_all(&old)?;
+                }
+                std::fs::rename(d, &old)?;
+                std::fs::rename(&building, d)?;
+                *cur = Arc::new(SearchIndex::open(d, handle.memory)?);
+                drop(cur);
+                std::fs::remove_dir_all(&old)?;
+            }
+        }
+        // Changes made while the rebuild ran are in the outbox after `head`.
+        self.index_catch_up().await?;
+        Ok(n)
+    }
+
+    /// How far behind the catalogue the index is.
+    pub async fn index_status(&self) -> Result<IndexStatus, IndexError> {
+        let index = self.search.get();
+        let applied = index.applied_outbox_id()?;
+        let (latest, _) = self.store.outbox_head().await?.unwrap_or((0, 0));
+        let lag_seconds = match self.store.outbox_after(applied, 1).await?.first() {
+            Some(&(_, _, created)) => ((self.clock.now_ms() - created).max(0) as f64) / 1000.0,
+            None => 0.0,
+        };
+        Ok(IndexStatus {
+            applied,
+            latest,
+            lag_rows: (latest - applied).max(0),
+            lag_seconds,
+            documents: index.num_docs(),
+            last_error: self.search.last_error.lock().ok().and_then(|e| e.clone()),
+        })
+    }
+
+    /// Keeps the index in step until `stop` says so: catches up at once, then
+    /// every `every`. A failure is logged and shown in health, and retried on
+    /// the next round; nothing is skipped, since the position only moves on
+    /// success.
+    pub async fn index_forever(
+        &self,
+        every: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let outcome = self.index_catch_up().await;
+            let mut last = self
+                .search
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match outcome {
+                Ok(0) => *last = None,
+                Ok(n) => {
+                    *last = None;
+                    tracing::debug!(rows = n, "index caught up");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "indexing failed; retrying");
+                    *last = Some(e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Runs a search and fills the hits from the database.
+    pub async fn search(&self, req: &SearchRequest) -> Result<SearchPage, IndexError> {
+        let index = self.search.get();
+        let req = req.clone();
+        let result = tokio::task::spawn_blocking(move || index.search(&req))
+            .await
+            .map_err(|e| IndexError::Search(SearchError::Query(format!("search task: {e}"))))??;
+        let ids: Vec<i64> = result.hits.iter().map(|h| h.id as i64).collect();
+        let records = self.store.records_by_ids(&ids).await?;
+        let items = self.store.items_of_records(&ids).await?;
+        let by_id: HashMap<i64, &RecordRow> = records.iter().map(|r| (r.id, r)).collect();
+        let mut hits = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(r) = by_id.get(&id) else { continue };
+            let mut per_campus: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+            for i in items.iter().filter(|i| i.record_id == id) {
+                let e = per_campus.entry(i.campus.clone()).or_default();
+                e.1 += 1;
+                if i.status == "available" {
+                    e.0 += 1;
+                }
+            }
+            hits.push(SearchHit {
+                id,
+                control_number: r.control_number.clone(),
+                title: r.title.clone(),
+                title_reading: r.title_reading.clone(),
+                authors: r.authors.clone(),
+                year: r.year,
+                availability: per_campus
+                    .into_iter()
+                    .map(|(campus, (available, total))| CampusAvailability {
+                        campus,
+                        available,
+                        total,
+                    })
+                    .collect(),
+            });
+        }
+        let facets = result
+            .facets
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.into_iter()
+                        .map(|(value, count)| FacetValue { value, count })
+                        .collect(),
+                )
+            })
+            .collect();
+        Ok(SearchPage {
+            total: result.total,
+            hits,
+            facets,
+        })
+    }
+}
