@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use serde::Serialize;
+use shoko_domain::{Isbn, Issn};
 use shoko_text::{TokenKind, normalize, tokenize};
 use tantivy::aggregation::AggregationCollector;
 use tantivy::aggregation::agg_req::Aggregations;
@@ -342,11 +343,9 @@ impl SearchIndex {
             doc.add_text(f.publisher, p);
             doc.add_text(f.all, p);
         }
+        // ISBN-13 only: a query in ISBN-10 form is converted before matching.
         for i in &d.isbns {
             doc.add_text(f.isbn, i);
-            if let Some(ten) = isbn10(i) {
-                doc.add_text(f.isbn, &ten);
-            }
         }
         for i in &d.issns {
             doc.add_text(f.isbn, i.replace('-', ""));
@@ -573,36 +572,10 @@ fn split_query(text: &str) -> Vec<String> {
     parts
 }
 
-/// The digits of an ISBN-10, ISBN-13 or ISSN written with or without hyphens.
+/// The indexed form of an ISBN (any form, as ISBN-13) or ISSN (8 characters).
 fn isbn_key(s: &str) -> Option<String> {
-    let d: String = s
-        .chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    let ok = |n: usize| {
-        d.len() == n
-            && d[..n - 1].bytes().all(|b| b.is_ascii_digit())
-            && (d.as_bytes()[n - 1].is_ascii_digit() || d.ends_with('X'))
-    };
-    (ok(8) || ok(10) || ok(13)).then_some(d)
-}
-
-/// The ISBN-10 form of an ISBN-13 in the 978 range.
-fn isbn10(isbn13: &str) -> Option<String> {
-    let body = isbn13.strip_prefix("978")?.get(..9)?;
-    let sum: u32 = body
-        .bytes()
-        .enumerate()
-        .map(|(i, b)| (10 - i as u32) * u32::from(b.wrapping_sub(b'0')))
-        .sum();
-    let check = (11 - sum % 11) % 11;
-    Some(format!(
-        "{body}{}",
-        if check == 10 {
-            'X'
-        } else {
-            char::from(b'0' + check as u8)
-        }
-    ))
+    if let Some(isbn) = Isbn::parse(s) {
+        return Some(isbn.as_str().to_owned());
+    }
+    Issn::parse(s).map(|i| i.as_str().replace('-', ""))
 }

@@ -638,41 +638,40 @@ impl Store {
         &self,
         record_ids: &[i64],
     ) -> Result<Vec<StoredItem>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in record_ids.chunks(ROWS_PER_INSERT) {
-            let rows = self
-                .db
-                .query_all(
-                    &Query::select()
-                        .columns(ITEM_COLUMNS)
-                        .from("items")
-                        .and_where(Expr::col("record_id").is_in(chunk.iter().copied()))
-                        .to_owned(),
-                )
-                .await?;
-            for r in &rows {
-                out.push(row_to_item(r)?);
-            }
-        }
-        Ok(out)
+        self.select_in("items", &ITEM_COLUMNS, "record_id", record_ids, row_to_item)
+            .await
     }
 
     /// Records by id (missing ids are simply absent).
     pub async fn records_by_ids(&self, ids: &[i64]) -> Result<Vec<RecordRow>, StoreError> {
-        let mut out = Vec::new();
+        self.select_in("records", &RECORD_COLUMNS, "id", ids, row_to_record)
+            .await
+    }
+
+    /// `SELECT columns FROM table WHERE key IN (ids)`, in chunks that stay
+    /// under both engines' bind-parameter limits.
+    async fn select_in<T>(
+        &self,
+        table: &'static str,
+        columns: &[&'static str],
+        key: &'static str,
+        ids: &[i64],
+        map: fn(&QueryResult) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(ROWS_PER_INSERT) {
             let rows = self
                 .db
                 .query_all(
                     &Query::select()
-                        .columns(RECORD_COLUMNS)
-                        .from("records")
-                        .and_where(Expr::col("id").is_in(chunk.iter().copied()))
+                        .columns(columns.iter().copied())
+                        .from(table)
+                        .and_where(Expr::col(key).is_in(chunk.iter().copied()))
                         .to_owned(),
                 )
                 .await?;
             for r in &rows {
-                out.push(row_to_record(r)?);
+                out.push(map(r)?);
             }
         }
         Ok(out)
