@@ -26,7 +26,7 @@ use tantivy::schema::{
     TextOptions, Value,
 };
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
 
 /// The tokenizer's registered name.
 const TOKENIZER: &str = "shoko";
@@ -147,6 +147,7 @@ struct Fields {
     format: Field,
     campus: Field,
     availability: Field,
+    title_sort: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -169,6 +170,7 @@ fn schema() -> (Schema, Fields) {
         format: b.add_text_field("format", STRING | FAST),
         campus: b.add_text_field("campus", STRING | FAST),
         availability: b.add_text_field("availability", STRING | FAST),
+        title_sort: b.add_text_field("title_sort", STRING | FAST),
     };
     (b.build(), fields)
 }
@@ -210,9 +212,49 @@ impl Facet {
     }
 }
 
+/// The order of hits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Best match first.
+    #[default]
+    Relevance,
+    /// By title reading: Japanese in gojūon order of the reading, Latin alphabetically.
+    Title,
+    /// Newest first.
+    YearDesc,
+    /// Oldest first.
+    YearAsc,
+}
+
+impl Sort {
+    /// Parses an API name: `relevance`, `title`, `year` (newest first), `year_asc`.
+    pub fn parse(name: &str) -> Option<Sort> {
+        match name {
+            "relevance" => Some(Sort::Relevance),
+            "title" => Some(Sort::Title),
+            "year" | "year_desc" => Some(Sort::YearDesc),
+            "year_asc" => Some(Sort::YearAsc),
+            _ => None,
+        }
+    }
+}
+
+/// What a title sorts by: its kana or romanised reading, normalised (so
+/// katakana and hiragana readings interleave), else the title.
+fn title_sort_key(d: &IndexDoc) -> String {
+    let reading = if d.title_reading.trim().is_empty() {
+        &d.title
+    } else {
+        &d.title_reading
+    };
+    shoko_text::sort_key(reading)
+}
+
 /// A search to run.
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
+    /// Order of the hits.
+    pub sort: Sort,
     /// The query text (see [`SearchIndex::search`]).
     pub query: String,
     /// Hits to skip.
@@ -327,6 +369,7 @@ impl SearchIndex {
             f.title => d.title_reading.as_str(),
             f.format => d.format.as_str(),
             f.availability => if d.available { "available" } else { "unavailable" },
+            f.title_sort => title_sort_key(d).as_str(),
         );
         for text in [&d.title, &d.title_reading] {
             doc.add_text(f.all, text);
@@ -387,12 +430,23 @@ impl SearchIndex {
         }
         let query = BooleanQuery::new(clauses);
         let limit = req.limit.clamp(1, 1000);
-        let top = TopDocs::with_limit(limit)
-            .and_offset(req.offset)
-            .order_by_score();
+        let top = TopDocs::with_limit(limit).and_offset(req.offset);
+        let docs: Vec<(f32, tantivy::DocAddress)> = match req.sort {
+            Sort::Relevance => searcher.search(&query, &top.order_by_score())?,
+            Sort::Title => unscored(searcher.search(
+                &query,
+                &top.order_by_string_fast_field("title_sort", Order::Asc),
+            )?),
+            Sort::YearDesc => unscored(
+                searcher.search(&query, &top.order_by_fast_field::<i64>("year", Order::Desc))?,
+            ),
+            Sort::YearAsc => unscored(
+                searcher.search(&query, &top.order_by_fast_field::<i64>("year", Order::Asc))?,
+            ),
+        };
         let mut facets = BTreeMap::new();
-        let (total, docs) = if req.facets.is_empty() {
-            searcher.search(&query, &(Count, top))?
+        let total = if req.facets.is_empty() {
+            searcher.search(&query, &Count)?
         } else {
             let mut aggs = serde_json::Map::new();
             for f in &req.facets {
@@ -404,7 +458,7 @@ impl SearchIndex {
             let aggs: Aggregations = serde_json::from_value(serde_json::Value::Object(aggs))
                 .map_err(|e| SearchError::Query(e.to_string()))?;
             let collector = AggregationCollector::from_aggs(aggs, Default::default());
-            let (total, docs, agg) = searcher.search(&query, &(Count, top, collector))?;
+            let (total, agg) = searcher.search(&query, &(Count, collector))?;
             let agg = serde_json::to_value(agg).map_err(|e| SearchError::Query(e.to_string()))?;
             for f in &req.facets {
                 let buckets = agg[f.name()]["buckets"]
@@ -417,7 +471,7 @@ impl SearchIndex {
                     .collect();
                 facets.insert(f.name().to_owned(), values);
             }
-            (total, docs)
+            total
         };
         let mut hits = Vec::with_capacity(docs.len());
         for (score, addr) in docs {
@@ -544,6 +598,11 @@ impl SearchIndex {
             _ => Some(Box::new(BooleanQuery::new(clauses))),
         }
     }
+}
+
+/// Hits in a sorted order carry no score.
+fn unscored<K>(docs: Vec<(K, tantivy::DocAddress)>) -> Vec<(f32, tantivy::DocAddress)> {
+    docs.into_iter().map(|(_, a)| (0.0, a)).collect()
 }
 
 /// Splits a query into parts on spaces, keeping `"quoted phrases"` (and

@@ -227,3 +227,38 @@ fn replacing_and_deleting_a_record_is_visible_after_apply() {
     );
     assert_eq!(index.applied_outbox_id().expect("payload"), 43);
 }
+
+#[test]
+fn hits_sort_by_reading_in_gojuon_order_and_by_year() {
+    let doc = |id: u64, title: &str, reading: &str, year: i32| IndexDoc {
+        id,
+        title: title.into(),
+        title_reading: reading.into(),
+        year: Some(year),
+        format: "book".into(),
+        ..Default::default()
+    };
+    let index = index_of(&[
+        doc(1, "山の本", "ヤマ ノ ホン", 1990),
+        doc(2, "雨の本", "あめ の ほん", 2005),
+        doc(3, "風の本", "カゼ ノ ホン", 1970),
+    ]);
+    let order = |sort| {
+        index
+            .search(&SearchRequest {
+                query: "本".into(),
+                limit: 10,
+                sort,
+                ..Default::default()
+            })
+            .expect("search")
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect::<Vec<_>>()
+    };
+    // あめ < かぜ < やま, whatever the script of the reading.
+    assert_eq!(order(shoko_search::Sort::Title), vec![2, 3, 1]);
+    assert_eq!(order(shoko_search::Sort::YearDesc), vec![2, 1, 3]);
+    assert_eq!(order(shoko_search::Sort::YearAsc), vec![3, 1, 2]);
+}

@@ -5,7 +5,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use shoko_app::App;
 use shoko_app::search::SearchPage;
-use shoko_search::{Facet, SearchRequest};
+use shoko_search::{Facet, SearchRequest, Sort};
 
 use crate::ApiError;
 
@@ -13,7 +13,7 @@ fn bad(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_parameter", message)
 }
 
-/// `?q=…&offset=&limit=&facet=campus&facet=language&filter=campus:HONGO`.
+/// `?q=…&offset=&limit=&sort=&facet=campus&facet=language&filter=campus:HONGO`.
 /// Repeated parameters (`facet`, `filter`) are read in order.
 pub async fn search(
     State(app): State<App>,
@@ -36,6 +36,13 @@ pub async fn search(
                     .parse::<usize>()
                     .map_err(|_| bad(format!("limit {value:?} is not a number")))?
                     .clamp(1, 100)
+            }
+            "sort" => {
+                req.sort = Sort::parse(&value).ok_or_else(|| {
+                    bad(format!(
+                        "sort {value:?} is not relevance, title, year or year_asc"
+                    ))
+                })?
             }
             "facet" => req
                 .facets

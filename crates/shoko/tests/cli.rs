@@ -591,6 +591,25 @@ async fn the_server_indexes_on_start_searches_japanese_and_rebuilds_a_deleted_in
         assert_eq!(first["hits"][0]["title"], "伝統話芸・講談のすべて");
         assert_eq!(first["facets"]["language"][0]["value"], "jpn");
         // Half-width katakana and old kanji forms find the same as their standard forms.
+        let by_year: serde_json::Value = http
+            .get(format!("{}/api/v1/search", server.base))
+            .query(&[("q", "日本"), ("sort", "year_asc"), ("limit", "50")])
+            .send()
+            .await
+            .expect("search")
+            .json()
+            .await
+            .expect("json");
+        let years: Vec<i64> = by_year["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .filter_map(|h| h["year"].as_i64())
+            .collect();
+        assert!(
+            years.len() > 5 && years.windows(2).all(|w| w[0] <= w[1]),
+            "{years:?}"
+        );
         let modern = search_json(&http, &server.base, "図書館").await;
         let old = search_json(&http, &server.base, "圖書館").await;
         assert_eq!(modern["total"], old["total"]);
