@@ -36,6 +36,8 @@ pub struct IndexOptions {
     pub dir: Option<std::path::PathBuf>,
     /// Bytes for the index writer's buffer (at least 15 MB).
     pub writer_memory: usize,
+    /// Open an existing index for searching only (a command beside the server).
+    pub read_only: bool,
 }
 
 impl App {
@@ -52,7 +54,10 @@ impl App {
         store
             .sync_reference_data(&settings.reference_data())
             .await?;
-        let search = search::SearchHandle::open(index.dir.as_deref(), index.writer_memory)?;
+        let search = match (&index.dir, index.read_only) {
+            (Some(dir), true) => search::SearchHandle::open_read_only(dir)?,
+            _ => search::SearchHandle::open(index.dir.as_deref(), index.writer_memory)?,
+        };
         Ok(App {
             store,
             settings: Arc::new(settings),

@@ -69,6 +69,16 @@ impl SearchHandle {
         })
     }
 
+    /// Opens an existing index for searching only, beside a running server.
+    pub fn open_read_only(dir: &Path) -> Result<SearchHandle, IndexError> {
+        Ok(SearchHandle {
+            current: RwLock::new(Arc::new(SearchIndex::open_read_only(dir)?)),
+            dir: Some(dir.to_path_buf()),
+            memory: 0,
+            last_error: std::sync::Mutex::new(None),
+        })
+    }
+
     /// The index searches use now.
     pub fn get(&self) -> Arc<SearchIndex> {
         self.current

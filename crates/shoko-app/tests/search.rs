@@ -30,6 +30,7 @@ async fn a_catalogue_change_reaches_search_after_catch_up_and_health_shows_the_l
         let index = IndexOptions {
             dir: None,
             writer_memory: 15_000_000,
+            read_only: false,
         };
         let app = App::open(
             db.url(),

@@ -291,7 +291,9 @@ pub struct SearchResult {
 pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// `None` for an index opened read-only (a second process beside the
+    /// server, which holds the one writer Tantivy allows).
+    writer: Option<Mutex<IndexWriter>>,
     fields: Fields,
 }
 
@@ -304,27 +306,43 @@ impl SearchIndex {
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| SearchError::Query(format!("index directory {}: {e}", dir.display())))?;
         let index = Index::open_or_create(directory, schema)?;
-        Self::with_index(index, fields, writer_memory)
+        Self::with_index(index, fields, Some(writer_memory))
+    }
+
+    /// Opens an existing index for searching only.
+    pub fn open_read_only(dir: &Path) -> Result<SearchIndex, SearchError> {
+        let (_, fields) = schema();
+        let index = Index::open_in_dir(dir)?;
+        Self::with_index(index, fields, None)
     }
 
     /// An index in memory, for tests.
     pub fn in_memory() -> Result<SearchIndex, SearchError> {
         let (schema, fields) = schema();
-        Self::with_index(Index::create_in_ram(schema), fields, 15_000_000)
+        Self::with_index(Index::create_in_ram(schema), fields, Some(15_000_000))
     }
 
-    fn with_index(index: Index, fields: Fields, memory: usize) -> Result<SearchIndex, SearchError> {
+    fn with_index(
+        index: Index,
+        fields: Fields,
+        memory: Option<usize>,
+    ) -> Result<SearchIndex, SearchError> {
         index.tokenizers().register(TOKENIZER, ShokoTokenizer);
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         // One indexing thread: the server's cores belong to searches.
-        let writer = index.writer_with_num_threads(1, memory.max(15_000_000))?;
+        let writer = match memory {
+            Some(m) => Some(Mutex::new(
+                index.writer_with_num_threads(1, m.max(15_000_000))?,
+            )),
+            None => None,
+        };
         Ok(SearchIndex {
             index,
             reader,
-            writer: Mutex::new(writer),
+            writer,
             fields,
         })
     }
@@ -345,6 +363,8 @@ impl SearchIndex {
         let f = self.fields;
         let mut writer = self
             .writer
+            .as_ref()
+            .ok_or_else(|| SearchError::Query("the index is open read-only".into()))?
             .lock()
             .map_err(|_| SearchError::Query("index writer poisoned by a panic".into()))?;
         for (id, doc) in changes {

@@ -95,6 +95,17 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Search the catalogue (read-only; works beside a running server).
+    Search {
+        /// The query, as in the search API's `q`.
+        query: String,
+        /// How many hits to print.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Order: relevance, title, year or year_asc.
+        #[arg(long, default_value = "relevance")]
+        sort: String,
+    },
     /// Rebuild the search index from the database (beside the current one,
     /// then swapped in). Run it while the server is stopped.
     Reindex,
@@ -145,14 +156,22 @@ fn init_logging(config: &Config) {
         .init();
 }
 
-/// Opens the application. Only commands that search (`serve`, `demo`,
-/// `reindex`) open the index on disk: Tantivy allows one writer per index,
-/// and a running server holds it.
+/// How a command uses the search index on disk. Tantivy allows one writer
+/// per index and a running server holds it, so other commands either leave
+/// it alone or only read it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IndexUse {
+    None,
+    ReadOnly,
+    Write,
+}
+
+/// Opens the application.
 async fn open_app(
     cli_db: Option<&str>,
     data_dir: &Path,
     config: &Config,
-    with_index: bool,
+    index_use: IndexUse,
 ) -> anyhow::Result<App> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
@@ -164,8 +183,9 @@ async fn open_app(
         ),
     };
     let index = IndexOptions {
-        dir: with_index.then(|| data_dir.join("index")),
+        dir: (index_use != IndexUse::None).then(|| data_dir.join("index")),
         writer_memory: 64 * 1024 * 1024,
+        read_only: index_use == IndexUse::ReadOnly,
     };
     App::open(
         &url,
@@ -187,13 +207,13 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen } => {
-            let app = open_app(db, &data_dir, &config, true).await?;
+            let app = open_app(db, &data_dir, &config, IndexUse::Write).await?;
             serve(app, listen.unwrap_or(config.server.listen.clone())).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { listen } => {
             let config = demo_config(&data_dir, config)?;
-            let app = open_app(db, &data_dir, &config, true).await?;
+            let app = open_app(db, &data_dir, &config, IndexUse::Write).await?;
             if app.store.counts().await?.records == 0 {
                 let file = data_dir.join("demo.mrc");
                 std::fs::write(&file, DEMO_RECORDS)
@@ -215,14 +235,47 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { format, files } => {
-            let app = open_app(db, &data_dir, &config, false).await?;
+            let app = open_app(db, &data_dir, &config, IndexUse::None).await?;
             import(&app, format, &files).await
         }
         Command::Validate { format, files } => validate(format, &files),
+        Command::Search { query, limit, sort } => {
+            let sort = shoko_search::Sort::parse(&sort).with_context(|| {
+                format!("sort {sort:?} is not relevance, title, year or year_asc")
+            })?;
+            let app = open_app(db, &data_dir, &config, IndexUse::ReadOnly)
+                .await
+                .context(
+                    "cannot open the search index (run `shoko serve` or `shoko reindex` once)",
+                )?;
+            let page = app
+                .search(&shoko_search::SearchRequest {
+                    query,
+                    limit,
+                    sort,
+                    ..Default::default()
+                })
+                .await?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{} records", page.total)?;
+            for h in &page.hits {
+                let year = h.year.map_or_else(|| "----".to_owned(), |y| y.to_string());
+                writeln!(
+                    out,
+                    "{}\t{year}\t{}\t{}",
+                    h.id,
+                    h.title,
+                    h.authors.join("; ")
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Reindex => {
-            let app = open_app(db, &data_dir, &config, true).await.context(
-                "cannot open the search index (is `shoko serve` running on this data dir?)",
-            )?;
+            let app = open_app(db, &data_dir, &config, IndexUse::Write)
+                .await
+                .context(
+                    "cannot open the search index (is `shoko serve` running on this data dir?)",
+                )?;
             let bar = std::io::stderr().is_terminal().then(|| {
                 let bar = ProgressBar::new(0);
                 bar.set_style(
@@ -246,7 +299,7 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         Command::Export { format, output } => {
-            let app = open_app(db, &data_dir, &config, false).await?;
+            let app = open_app(db, &data_dir, &config, IndexUse::None).await?;
             let format = match format {
                 ExportFormat::Iso2709 => shoko_marc::Format::Iso2709,
                 ExportFormat::Marcxml => shoko_marc::Format::MarcXml,

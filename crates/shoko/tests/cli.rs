@@ -610,6 +610,12 @@ async fn the_server_indexes_on_start_searches_japanese_and_rebuilds_a_deleted_in
             years.len() > 5 && years.windows(2).all(|w| w[0] <= w[1]),
             "{years:?}"
         );
+        // The command-line search reads the index beside the running server.
+        let o = s.run(&["search", "title:講談"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = stdout(&o);
+        assert!(out.starts_with("1 records\n"), "{out}");
+        assert!(out.contains("\t1999\t伝統話芸・講談のすべて\t"), "{out}");
         let modern = search_json(&http, &server.base, "図書館").await;
         let old = search_json(&http, &server.base, "圖書館").await;
         assert_eq!(modern["total"], old["total"]);
