@@ -432,7 +432,7 @@ impl SearchIndex {
 
     /// Runs a search. The query is words and `"phrases"`, each optionally
     /// prefixed by a field (`title:`, `author:`, `subject:`, `publisher:`,
-    /// `isbn:`); every part must match. A bare part that is an ISBN also
+    /// `isbn:`), and year ranges (`year:1990-2000`); every part must match. A bare part that is an ISBN also
     /// matches the ISBN field.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResult, SearchError> {
         let query = self.parse(&req.query)?;
@@ -522,6 +522,10 @@ impl SearchIndex {
     fn parse(&self, text: &str) -> Result<Box<dyn Query>, SearchError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for part in split_query(text) {
+            if let Some(range) = part.strip_prefix("year:") {
+                clauses.push((Occur::Must, self.year_query(range)?));
+                continue;
+            }
             let (field, body) = match part.split_once(':') {
                 Some((name, body)) if !part.starts_with('"') => match name {
                     "title" => (self.fields.title, body),
@@ -556,6 +560,25 @@ impl SearchIndex {
             return Ok(Box::new(tantivy::query::AllQuery));
         }
         Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    /// `year:1999`, `year:1990-2000`, `year:-1950` or `year:2000-` (inclusive).
+    fn year_query(&self, range: &str) -> Result<Box<dyn Query>, SearchError> {
+        use std::ops::Bound;
+        let year = |s: &str| -> Result<Bound<Term>, SearchError> {
+            if s.is_empty() {
+                return Ok(Bound::Unbounded);
+            }
+            let y: i64 = s
+                .parse()
+                .map_err(|_| SearchError::Query(format!("year {s:?} is not a number")))?;
+            Ok(Bound::Included(Term::from_field_i64(self.fields.year, y)))
+        };
+        let (from, to) = match range.split_once('-') {
+            Some((a, b)) => (year(a.trim())?, year(b.trim())?),
+            None => (year(range.trim())?, year(range.trim())?),
+        };
+        Ok(Box::new(tantivy::query::RangeQuery::new(from, to)))
     }
 
     fn term(&self, field: Field, text: &str) -> Box<dyn Query> {

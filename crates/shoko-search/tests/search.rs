@@ -257,6 +257,19 @@ fn hits_sort_by_reading_in_gojuon_order_and_by_year() {
             .map(|h| h.id)
             .collect::<Vec<_>>()
     };
+    let years = |q: &str| ids(&index, q);
+    assert_eq!(years("本 year:1980-2005"), [1, 2].into());
+    assert_eq!(years("year:-1980"), [3].into());
+    assert_eq!(years("year:1990"), [1].into());
+    assert!(
+        index
+            .search(&SearchRequest {
+                query: "year:199x".into(),
+                limit: 1,
+                ..Default::default()
+            })
+            .is_err()
+    );
     // あめ < かぜ < やま, whatever the script of the reading.
     assert_eq!(order(shoko_search::Sort::Title), vec![2, 3, 1]);
     assert_eq!(order(shoko_search::Sort::YearDesc), vec![2, 1, 3]);

@@ -23,6 +23,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Campuses, locations, item types, import.
     pub catalogue: CatalogueSettings,
+    /// The search index.
+    pub search: SearchConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -63,6 +65,23 @@ impl Default for DatabaseConfig {
             url: String::new(),
             max_connections: 8,
             acquire_timeout_ms: 5000,
+        }
+    }
+}
+
+/// `[search]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Memory for the index writer's buffer, in MiB (16–1,024). More means
+    /// fewer, larger segments during a rebuild; searches do not use it.
+    pub writer_memory_mb: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> SearchConfig {
+        SearchConfig {
+            writer_memory_mb: 64,
         }
     }
 }

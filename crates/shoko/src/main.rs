@@ -184,7 +184,7 @@ async fn open_app(
     };
     let index = IndexOptions {
         dir: (index_use != IndexUse::None).then(|| data_dir.join("index")),
-        writer_memory: 64 * 1024 * 1024,
+        writer_memory: config.search.writer_memory_mb.clamp(16, 1024) * 1024 * 1024,
         read_only: index_use == IndexUse::ReadOnly,
     };
     App::open(
