@@ -432,7 +432,9 @@ impl SearchIndex {
 
     /// Runs a search. The query is words and `"phrases"`, each optionally
     /// prefixed by a field (`title:`, `author:`, `subject:`, `publisher:`,
-    /// `isbn:`), and year ranges (`year:1990-2000`); every part must match. A bare part that is an ISBN also
+    /// `isbn:`), and year ranges (`year:1990-2000`); every part must match,
+    /// parts joined by `OR` are alternatives, and `NOT part` or `-part`
+    /// excludes. A bare part that is an ISBN also
     /// matches the ISBN field.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResult, SearchError> {
         let query = self.parse(&req.query)?;
@@ -520,46 +522,95 @@ impl SearchIndex {
 
     /// Turns the query text into a Tantivy query (every part must match).
     fn parse(&self, text: &str) -> Result<Box<dyn Query>, SearchError> {
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        // Groups of alternatives joined by OR; each group must match, or must
+        // not when it was written `NOT part` or `-part`.
+        let mut groups: Vec<(Occur, Vec<Box<dyn Query>>)> = Vec::new();
+        let (mut or_next, mut not_next) = (false, false);
         for part in split_query(text) {
-            if let Some(range) = part.strip_prefix("year:") {
-                clauses.push((Occur::Must, self.year_query(range)?));
-                continue;
-            }
-            let (field, body) = match part.split_once(':') {
-                Some((name, body)) if !part.starts_with('"') => match name {
-                    "title" => (self.fields.title, body),
-                    "author" => (self.fields.author, body),
-                    "subject" => (self.fields.subject, body),
-                    "publisher" => (self.fields.publisher, body),
-                    "isbn" => (self.fields.isbn, body),
-                    _ => (self.fields.all, part.as_str()),
-                },
-                _ => (self.fields.all, part.as_str()),
-            };
-            let body = body.trim_matches('"');
-            if field == self.fields.isbn {
-                clauses.push((Occur::Must, self.isbn_query(body)?));
-                continue;
-            }
-            let text_query = self.text_query(field, body);
-            match (text_query, isbn_key(body)) {
-                (Some(q), Some(key)) if field == self.fields.all => {
-                    let either: Vec<(Occur, Box<dyn Query>)> = vec![
-                        (Occur::Should, q),
-                        (Occur::Should, self.term(self.fields.isbn, &key)),
-                    ];
-                    clauses.push((Occur::Must, Box::new(BooleanQuery::new(either))));
+            match part.as_str() {
+                "OR" => {
+                    or_next = !groups.is_empty();
+                    continue;
                 }
-                (Some(q), _) => clauses.push((Occur::Must, q)),
-                (None, Some(key)) => clauses.push((Occur::Must, self.term(self.fields.isbn, &key))),
-                (None, None) => {}
+                "NOT" => {
+                    not_next = true;
+                    continue;
+                }
+                "AND" => continue,
+                _ => {}
             }
+            let (negated, part) = match part.strip_prefix('-') {
+                Some(rest) if !rest.is_empty() => (true, rest.to_owned()),
+                _ => (not_next, part),
+            };
+            not_next = false;
+            let Some(query) = self.part_query(&part)? else {
+                continue;
+            };
+            match groups.last_mut() {
+                Some((_, alternatives)) if or_next && !negated => alternatives.push(query),
+                _ => groups.push((
+                    if negated { Occur::MustNot } else { Occur::Must },
+                    vec![query],
+                )),
+            }
+            or_next = false;
         }
-        if clauses.is_empty() {
-            return Ok(Box::new(tantivy::query::AllQuery));
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = groups
+            .into_iter()
+            .map(|(occur, mut alternatives)| {
+                let query: Box<dyn Query> = if alternatives.len() == 1 {
+                    alternatives.remove(0)
+                } else {
+                    Box::new(BooleanQuery::new(
+                        alternatives
+                            .into_iter()
+                            .map(|q| (Occur::Should, q))
+                            .collect(),
+                    ))
+                };
+                (occur, query)
+            })
+            .collect();
+        if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
+            // Only exclusions (or nothing): start from every record.
+            clauses.push((Occur::Must, Box::new(tantivy::query::AllQuery)));
         }
         Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    /// One part of a query: a word, a `"phrase"`, a `field:` part or a year range.
+    fn part_query(&self, part: &str) -> Result<Option<Box<dyn Query>>, SearchError> {
+        if let Some(range) = part.strip_prefix("year:") {
+            return Ok(Some(self.year_query(range)?));
+        }
+        let (field, body) = match part.split_once(':') {
+            Some((name, body)) if !part.starts_with('"') => match name {
+                "title" => (self.fields.title, body),
+                "author" => (self.fields.author, body),
+                "subject" => (self.fields.subject, body),
+                "publisher" => (self.fields.publisher, body),
+                "isbn" => (self.fields.isbn, body),
+                _ => (self.fields.all, part),
+            },
+            _ => (self.fields.all, part),
+        };
+        let body = body.trim_matches('"');
+        if field == self.fields.isbn {
+            return Ok(Some(self.isbn_query(body)?));
+        }
+        Ok(match (self.text_query(field, body), isbn_key(body)) {
+            (Some(q), Some(key)) if field == self.fields.all => {
+                let either: Vec<(Occur, Box<dyn Query>)> = vec![
+                    (Occur::Should, q),
+                    (Occur::Should, self.term(self.fields.isbn, &key)),
+                ];
+                Some(Box::new(BooleanQuery::new(either)))
+            }
+            (Some(q), _) => Some(q),
+            (None, Some(key)) => Some(self.term(self.fields.isbn, &key)),
+            (None, None) => None,
+        })
     }
 
     /// `year:1999`, `year:1990-2000`, `year:-1950` or `year:2000-` (inclusive).

@@ -270,6 +270,11 @@ fn hits_sort_by_reading_in_gojuon_order_and_by_year() {
             })
             .is_err()
     );
+    assert_eq!(years("山 OR 雨"), [1, 2].into());
+    assert_eq!(years("本 NOT 山"), [2, 3].into());
+    assert_eq!(years("本 -山 -風"), [2].into());
+    assert_eq!(years("-山"), [2, 3].into());
+    assert_eq!(years("山 OR 雨 year:2000-"), [2].into());
     // あめ < かぜ < やま, whatever the script of the reading.
     assert_eq!(order(shoko_search::Sort::Title), vec![2, 3, 1]);
     assert_eq!(order(shoko_search::Sort::YearDesc), vec![2, 1, 3]);
