@@ -354,7 +354,9 @@ impl App {
         let req = req.clone();
         let result = tokio::task::spawn_blocking(move || index.search(&req))
             .await
-            .map_err(|e| IndexError::Search(SearchError::Query(format!("search task: {e}"))))??;
+            .map_err(|e| {
+                IndexError::Search(SearchError::Internal(format!("search task: {e}")))
+            })??;
         let ids: Vec<i64> = result.hits.iter().map(|h| h.id as i64).collect();
         let records = self.store.records_by_ids(&ids).await?;
         let items = self.store.items_of_records(&ids).await?;

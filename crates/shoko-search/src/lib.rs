@@ -127,9 +127,12 @@ pub enum SearchError {
     /// Tantivy failed (I/O, a corrupt segment).
     #[error("search index: {0}")]
     Index(#[from] tantivy::TantivyError),
-    /// The query cannot be run.
+    /// The query is not valid (the user's to fix).
     #[error("query: {0}")]
     Query(String),
+    /// Something inside the index went wrong (the operator's to look at).
+    #[error("search index: {0}")]
+    Internal(String),
 }
 
 /// The fields of the schema.
@@ -303,8 +306,9 @@ impl SearchIndex {
     pub fn open(dir: &Path, writer_memory: usize) -> Result<SearchIndex, SearchError> {
         let (schema, fields) = schema();
         std::fs::create_dir_all(dir).map_err(|e| SearchError::Index(e.into()))?;
-        let directory = tantivy::directory::MmapDirectory::open(dir)
-            .map_err(|e| SearchError::Query(format!("index directory {}: {e}", dir.display())))?;
+        let directory = tantivy::directory::MmapDirectory::open(dir).map_err(|e| {
+            SearchError::Internal(format!("index directory {}: {e}", dir.display()))
+        })?;
         let index = Index::open_or_create(directory, schema)?;
         Self::with_index(index, fields, Some(writer_memory))
     }
@@ -364,9 +368,9 @@ impl SearchIndex {
         let mut writer = self
             .writer
             .as_ref()
-            .ok_or_else(|| SearchError::Query("the index is open read-only".into()))?
+            .ok_or_else(|| SearchError::Internal("the index is open read-only".into()))?
             .lock()
-            .map_err(|_| SearchError::Query("index writer poisoned by a panic".into()))?;
+            .map_err(|_| SearchError::Internal("index writer poisoned by a panic".into()))?;
         for (id, doc) in changes {
             writer.delete_term(Term::from_field_u64(f.id, id));
             if let Some(d) = doc {
@@ -478,10 +482,11 @@ impl SearchIndex {
                 );
             }
             let aggs: Aggregations = serde_json::from_value(serde_json::Value::Object(aggs))
-                .map_err(|e| SearchError::Query(e.to_string()))?;
+                .map_err(|e| SearchError::Internal(e.to_string()))?;
             let collector = AggregationCollector::from_aggs(aggs, Default::default());
             let (total, agg) = searcher.search(&query, &(Count, collector))?;
-            let agg = serde_json::to_value(agg).map_err(|e| SearchError::Query(e.to_string()))?;
+            let agg =
+                serde_json::to_value(agg).map_err(|e| SearchError::Internal(e.to_string()))?;
             for f in &req.facets {
                 let buckets = agg[f.name()]["buckets"]
                     .as_array()
@@ -501,7 +506,7 @@ impl SearchIndex {
             let id = doc
                 .get_first(self.fields.id)
                 .and_then(|v| v.as_u64())
-                .ok_or_else(|| SearchError::Query("a document without id".into()))?;
+                .ok_or_else(|| SearchError::Internal("a document without id".into()))?;
             hits.push(Hit { id, score });
         }
         Ok(SearchResult {
