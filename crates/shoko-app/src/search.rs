@@ -170,6 +170,7 @@ fn to_doc(r: &RecordRow, items: &[&StoredItem]) -> IndexDoc {
         language: r.language.clone(),
         format: r.format.clone(),
         campuses: campuses.into_iter().collect(),
+        call_numbers: items.iter().filter_map(|i| i.call_number.clone()).collect(),
         available: items.iter().any(|i| i.status == "available"),
     }
 }

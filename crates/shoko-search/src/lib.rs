@@ -117,6 +117,8 @@ pub struct IndexDoc {
     pub format: String,
     /// Campuses holding an item.
     pub campuses: Vec<String>,
+    /// Call numbers of its items.
+    pub call_numbers: Vec<String>,
     /// Whether any item is on the shelf.
     pub available: bool,
 }
@@ -151,6 +153,7 @@ struct Fields {
     campus: Field,
     availability: Field,
     title_sort: Field,
+    call_number: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -174,6 +177,7 @@ fn schema() -> (Schema, Fields) {
         campus: b.add_text_field("campus", STRING | FAST),
         availability: b.add_text_field("availability", STRING | FAST),
         title_sort: b.add_text_field("title_sort", STRING | FAST),
+        call_number: b.add_text_field("call_number", STRING),
     };
     (b.build(), fields)
 }
@@ -426,6 +430,9 @@ impl SearchIndex {
         for c in &d.campuses {
             doc.add_text(f.campus, c);
         }
+        for c in &d.call_numbers {
+            doc.add_text(f.call_number, call_number_key(c));
+        }
         doc
     }
 
@@ -436,7 +443,8 @@ impl SearchIndex {
 
     /// Runs a search. The query is words and `"phrases"`, each optionally
     /// prefixed by a field (`title:`, `author:`, `subject:`, `publisher:`,
-    /// `isbn:`), and year ranges (`year:1990-2000`); every part must match,
+    /// `isbn:`), year ranges (`year:1990-2000`), call number prefixes
+    /// (`callno:GR340`) and word prefixes (`comput*`); every part must match,
     /// parts joined by `OR` are alternatives, and `NOT part` or `-part`
     /// excludes. A bare part that is an ISBN also
     /// matches the ISBN field.
@@ -589,6 +597,20 @@ impl SearchIndex {
         if let Some(range) = part.strip_prefix("year:") {
             return Ok(Some(self.year_query(range)?));
         }
+        if let Some(call) = part.strip_prefix("callno:") {
+            // A call number matches from its start: `callno:GR340` finds GR340 .A25 1999.
+            let call = call_number_key(call.trim_matches('"').trim_end_matches('*'));
+            return Ok((!call.is_empty()).then(|| self.prefix(self.fields.call_number, &call)));
+        }
+        if let Some(stem) = part.strip_suffix('*').filter(|p| !p.contains(':')) {
+            let stem = normalize(stem);
+            let is_word = !stem.is_empty()
+                && !stem.contains(' ')
+                && tokenize(&stem).iter().all(|t| t.kind == TokenKind::Word);
+            if is_word {
+                return Ok(Some(self.prefix(self.fields.all, &stem)));
+            }
+        }
         let (field, body) = match part.split_once(':') {
             Some((name, body)) if !part.starts_with('"') => match name {
                 "title" => (self.fields.title, body),
@@ -635,6 +657,16 @@ impl SearchIndex {
             None => (year(range.trim())?, year(range.trim())?),
         };
         Ok(Box::new(tantivy::query::RangeQuery::new(from, to)))
+    }
+
+    /// Every term of `field` that starts with `prefix`.
+    fn prefix(&self, field: Field, prefix: &str) -> Box<dyn Query> {
+        use std::ops::Bound;
+        let end = format!("{prefix}\u{10FFFF}");
+        Box::new(tantivy::query::RangeQuery::new(
+            Bound::Included(Term::from_field_text(field, prefix)),
+            Bound::Excluded(Term::from_field_text(field, &end)),
+        ))
     }
 
     fn term(&self, field: Field, text: &str) -> Box<dyn Query> {
@@ -697,6 +729,18 @@ impl SearchIndex {
             _ => Some(Box::new(BooleanQuery::new(clauses))),
         }
     }
+}
+
+/// A call number as indexed and queried: upper case, single spaces, no
+/// space after a period (`gr340 .a25` and `GR340.A25` are the same).
+fn call_number_key(s: &str) -> String {
+    let upper = normalize(s).to_uppercase();
+    upper
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(". ", ".")
+        .replace(" .", ".")
 }
 
 /// Hits in a sorted order carry no score.

@@ -29,6 +29,7 @@ fn docs(file: &str, first_id: u64) -> Vec<IndexDoc> {
                 language: s.language,
                 format: s.format.code().into(),
                 campuses: vec![["HONGO", "KOMABA", "KASHIWA"][i % 3].into()],
+                call_numbers: Vec::new(),
                 available: i % 4 != 0,
             }
         })
@@ -279,4 +280,30 @@ fn hits_sort_by_reading_in_gojuon_order_and_by_year() {
     assert_eq!(order(shoko_search::Sort::Title), vec![2, 3, 1]);
     assert_eq!(order(shoko_search::Sort::YearDesc), vec![2, 1, 3]);
     assert_eq!(order(shoko_search::Sort::YearAsc), vec![3, 1, 2]);
+}
+
+#[test]
+fn call_numbers_and_words_match_by_prefix() {
+    let index = index_of(&[
+        IndexDoc {
+            id: 1,
+            title: "Computers in libraries".into(),
+            call_numbers: vec!["Z678.9 .C65 1999".into()],
+            format: "book".into(),
+            ..Default::default()
+        },
+        IndexDoc {
+            id: 2,
+            title: "Compost".into(),
+            call_numbers: vec!["S661 .C6".into()],
+            format: "book".into(),
+            ..Default::default()
+        },
+    ]);
+    assert_eq!(ids(&index, "callno:Z678"), [1].into());
+    assert_eq!(ids(&index, "callno:z678.9.c65"), [1].into());
+    assert_eq!(ids(&index, "callno:S661*"), [2].into());
+    assert_eq!(ids(&index, "compu*"), [1].into());
+    assert_eq!(ids(&index, "comp*"), [1, 2].into());
+    assert_eq!(ids(&index, "callno:Q"), BTreeSet::new());
 }
