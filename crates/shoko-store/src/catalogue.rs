@@ -562,17 +562,8 @@ impl Store {
 
     /// One record by id.
     pub async fn record(&self, id: i64) -> Result<Option<RecordRow>, StoreError> {
-        let row = self
-            .db
-            .query_one(
-                &Query::select()
-                    .columns(RECORD_COLUMNS)
-                    .from("records")
-                    .and_where(Expr::col("id").eq(id))
-                    .to_owned(),
-            )
-            .await?;
-        row.as_ref().map(row_to_record).transpose()
+        let mut found = self.records_where(Expr::col("id").eq(id), None).await?;
+        Ok(found.pop())
     }
 
     /// Records whose 001 is this control number (several organisations may
@@ -581,18 +572,8 @@ impl Store {
         &self,
         number: &str,
     ) -> Result<Vec<RecordRow>, StoreError> {
-        let rows = self
-            .db
-            .query_all(
-                &Query::select()
-                    .columns(RECORD_COLUMNS)
-                    .from("records")
-                    .and_where(Expr::col("control_number").eq(number))
-                    .order_by("id", sea_orm::sea_query::Order::Asc)
-                    .to_owned(),
-            )
-            .await?;
-        rows.iter().map(row_to_record).collect()
+        self.records_where(Expr::col("control_number").eq(number), None)
+            .await
     }
 
     /// Records in id order after `after`, at most `limit`: the export's and
@@ -602,35 +583,21 @@ impl Store {
         after: i64,
         limit: u64,
     ) -> Result<Vec<RecordRow>, StoreError> {
-        let rows = self
-            .db
-            .query_all(
-                &Query::select()
-                    .columns(RECORD_COLUMNS)
-                    .from("records")
-                    .and_where(Expr::col("id").gt(after))
-                    .order_by("id", sea_orm::sea_query::Order::Asc)
-                    .limit(limit)
-                    .to_owned(),
-            )
-            .await?;
-        rows.iter().map(row_to_record).collect()
+        self.records_where(Expr::col("id").gt(after), Some(limit))
+            .await
     }
 
     /// The items of a record, by barcode.
     pub async fn items_of(&self, record_id: i64) -> Result<Vec<StoredItem>, StoreError> {
-        let rows = self
-            .db
-            .query_all(
-                &Query::select()
-                    .columns(ITEM_COLUMNS)
-                    .from("items")
-                    .and_where(Expr::col("record_id").eq(record_id))
-                    .order_by("barcode", sea_orm::sea_query::Order::Asc)
-                    .to_owned(),
-            )
-            .await?;
-        rows.iter().map(row_to_item).collect()
+        self.select_where(
+            "items",
+            &ITEM_COLUMNS,
+            Expr::col("record_id").eq(record_id),
+            "barcode",
+            None,
+            row_to_item,
+        )
+        .await
     }
 
     /// The items of several records (for indexing a page of records at once).
@@ -648,6 +615,45 @@ impl Store {
             .await
     }
 
+    async fn records_where(
+        &self,
+        condition: SimpleExpr,
+        limit: Option<u64>,
+    ) -> Result<Vec<RecordRow>, StoreError> {
+        self.select_where(
+            "records",
+            &RECORD_COLUMNS,
+            condition,
+            "id",
+            limit,
+            row_to_record,
+        )
+        .await
+    }
+
+    /// `SELECT columns FROM table WHERE condition ORDER BY order [LIMIT limit]`.
+    async fn select_where<T>(
+        &self,
+        table: &'static str,
+        columns: &[&'static str],
+        condition: SimpleExpr,
+        order: &'static str,
+        limit: Option<u64>,
+        map: fn(&QueryResult) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut select = Query::select();
+        select
+            .columns(columns.iter().copied())
+            .from(table)
+            .and_where(condition)
+            .order_by(order, sea_orm::sea_query::Order::Asc);
+        if let Some(n) = limit {
+            select.limit(n);
+        }
+        let rows = self.db.query_all(&select).await?;
+        rows.iter().map(map).collect()
+    }
+
     /// `SELECT columns FROM table WHERE key IN (ids)`, in chunks that stay
     /// under both engines' bind-parameter limits.
     async fn select_in<T>(
@@ -660,19 +666,11 @@ impl Store {
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(ROWS_PER_INSERT) {
-            let rows = self
-                .db
-                .query_all(
-                    &Query::select()
-                        .columns(columns.iter().copied())
-                        .from(table)
-                        .and_where(Expr::col(key).is_in(chunk.iter().copied()))
-                        .to_owned(),
-                )
-                .await?;
-            for r in &rows {
-                out.push(map(r)?);
-            }
+            let condition = Expr::col(key).is_in(chunk.iter().copied());
+            out.extend(
+                self.select_where(table, columns, condition, key, None, map)
+                    .await?,
+            );
         }
         Ok(out)
     }
