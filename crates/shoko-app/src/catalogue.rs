@@ -1,9 +1,11 @@
-//! Reading the catalogue and adding items: what the API and pages call.
+//! Reading and changing the catalogue: records, their items, item status.
+//! What the API and pages call.
 
 use serde::Serialize;
-use shoko_domain::ItemSpec;
+use shoko_domain::catalogue::summarise;
+use shoko_domain::{ItemSpec, ItemStatus};
 use shoko_marc::{Record, iso2709};
-use shoko_store::{RecordRow, StoreError, StoredItem};
+use shoko_store::{ImportRecord, RecordRow, RecordWrite, StoreError, StoredItem};
 
 use crate::App;
 
@@ -85,5 +87,104 @@ impl App {
             .add_item(record_id, &item, self.clock.now_ms())
             .await?
             .ok_or_else(|| AddItemError::BarcodeTaken(item.barcode.to_string()))
+    }
+}
+
+/// Why a record could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordChangeError {
+    /// No record with that id.
+    #[error("record {0} does not exist")]
+    NoRecord(i64),
+    /// Someone changed the record after the editor read it.
+    #[error(
+        "record {id} has changed since version {expected} (it is now version {current}); reload it and edit again"
+    )]
+    Stale {
+        /// The record.
+        id: i64,
+        /// The version the editor started from.
+        expected: i64,
+        /// The version now stored.
+        current: i64,
+    },
+    /// A record with items cannot be deleted.
+    #[error("record {id} still has {items} item(s); withdraw or move them first")]
+    HasItems {
+        /// The record.
+        id: i64,
+        /// How many items it has.
+        items: i64,
+    },
+    /// The new MARC record cannot be stored.
+    #[error("the MARC record is not valid: {0}")]
+    BadRecord(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
+impl App {
+    fn change_outcome(
+        id: i64,
+        expected: i64,
+        outcome: RecordWrite,
+    ) -> Result<Option<RecordRow>, RecordChangeError> {
+        match outcome {
+            RecordWrite::Written(r) => Ok(Some(*r)),
+            RecordWrite::Deleted => Ok(None),
+            RecordWrite::NotFound => Err(RecordChangeError::NoRecord(id)),
+            RecordWrite::Stale { current } => Err(RecordChangeError::Stale {
+                id,
+                expected,
+                current,
+            }),
+            RecordWrite::HasItems(items) => Err(RecordChangeError::HasItems { id, items }),
+        }
+    }
+
+    /// Replaces a record's MARC record (its items stay as they are), if it is
+    /// still at `expected_version`. The search index follows through the outbox.
+    pub async fn replace_record(
+        &self,
+        id: i64,
+        expected_version: i64,
+        marc: &Record,
+    ) -> Result<RecordView, RecordChangeError> {
+        let mut bytes = Vec::new();
+        iso2709::encode(marc, &mut bytes)
+            .map_err(|e| RecordChangeError::BadRecord(e.to_string()))?;
+        let prepared = ImportRecord::new(1, summarise(marc), bytes, Vec::new());
+        let outcome = self
+            .store
+            .replace_record(id, expected_version, prepared, self.clock.now_ms())
+            .await?;
+        let row = Self::change_outcome(id, expected_version, outcome)?
+            .ok_or_else(|| StoreError::Corrupt(format!("record {id}: update gave no row")))?;
+        Ok(self.view(row).await?)
+    }
+
+    /// Deletes a record without items, if it is still at `expected_version`.
+    pub async fn delete_record(
+        &self,
+        id: i64,
+        expected_version: i64,
+    ) -> Result<(), RecordChangeError> {
+        let outcome = self
+            .store
+            .delete_record(id, expected_version, self.clock.now_ms())
+            .await?;
+        Self::change_outcome(id, expected_version, outcome).map(|_| ())
+    }
+
+    /// Sets an item's status (missing, withdrawn, …). `None` when no item has this id.
+    pub async fn set_item_status(
+        &self,
+        item_id: i64,
+        status: ItemStatus,
+    ) -> Result<Option<StoredItem>, StoreError> {
+        self.store
+            .set_item_status(item_id, status.code(), self.clock.now_ms())
+            .await
     }
 }

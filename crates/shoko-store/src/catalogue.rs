@@ -91,6 +91,24 @@ pub struct BatchOutcome {
     pub warnings: Vec<ItemWarning>,
 }
 
+/// What a change to one record came to.
+#[derive(Debug, Clone)]
+pub enum RecordWrite {
+    /// Stored; the record as it is now.
+    Written(Box<RecordRow>),
+    /// Deleted.
+    Deleted,
+    /// No record has this id.
+    NotFound,
+    /// Someone changed the record since the editor read it.
+    Stale {
+        /// The record's version now.
+        current: i64,
+    },
+    /// The record still has this many items.
+    HasItems(i64),
+}
+
 /// A stored bibliographic record with its derived fields.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordRow {
@@ -507,20 +525,7 @@ impl Store {
                 .await?;
         }
         for &(id, k) in &updates {
-            let mut values = Vec::with_capacity(RECORD_COLUMNS.len());
-            full_row(id, std::mem::take(&mut batch[k].row), now, &mut values);
-            let mut update = Query::update();
-            update.table("records");
-            // Every column but id, created_at and version, which are kept or bumped.
-            for (name, value) in RECORD_COLUMNS.iter().zip(values).skip(1) {
-                if !matches!(*name, "created_at" | "version") {
-                    update.value(*name, value);
-                }
-            }
-            update
-                .value("version", Expr::col("version").add(1))
-                .and_where(Expr::col("id").eq(id));
-            txn.execute(&update).await?;
+            update_record_row(&txn, id, std::mem::take(&mut batch[k].row), now, None).await?;
         }
 
         let touched: Vec<(i64, &ImportRecord)> = new_rows
@@ -530,16 +535,8 @@ impl Store {
             .collect();
         write_items(&txn, &touched, now, &mut outcome).await?;
 
-        for chunk in touched.chunks(ROWS_PER_INSERT) {
-            let mut insert = Query::insert();
-            insert
-                .into_table("catalogue_outbox")
-                .columns(["record_id", "op", "created_at"]);
-            for (id, _) in chunk {
-                insert.values_panic([(*id).into(), "upsert".into(), now.into()]);
-            }
-            txn.execute(&insert).await?;
-        }
+        let ids: Vec<i64> = touched.iter().map(|(id, _)| *id).collect();
+        write_outbox(&txn, &ids, "upsert", now).await?;
         txn.execute(
             &Query::update()
                 .table("import_runs")
@@ -723,14 +720,7 @@ impl Store {
         );
         insert.values_panic(item_values(record_id, item, now));
         txn.execute(&insert).await?;
-        txn.execute(
-            &Query::insert()
-                .into_table("catalogue_outbox")
-                .columns(["record_id", "op", "created_at"])
-                .values_panic([record_id.into(), "upsert".into(), now.into()])
-                .to_owned(),
-        )
-        .await?;
+        write_outbox(&txn, &[record_id], "upsert", now).await?;
         let row = txn
             .query_one(
                 &Query::select()
@@ -744,6 +734,120 @@ impl Store {
         let stored = row_to_item(&row)?;
         txn.commit().await?;
         Ok(Some(stored))
+    }
+
+    /// Replaces a record's MARC record and derived fields (its items are
+    /// kept), with its outbox row, in one transaction. `expected_version` is
+    /// the version the editor started from: a record changed since then is
+    /// not overwritten.
+    pub async fn replace_record(
+        &self,
+        id: i64,
+        expected_version: i64,
+        record: ImportRecord,
+        now: i64,
+    ) -> Result<RecordWrite, StoreError> {
+        let txn = self.begin_write().await?;
+        let current = record_version(&txn, id).await?;
+        match current {
+            None => {
+                txn.rollback().await?;
+                return Ok(RecordWrite::NotFound);
+            }
+            Some(v) if v != expected_version => {
+                txn.rollback().await?;
+                return Ok(RecordWrite::Stale { current: v });
+            }
+            Some(_) => {}
+        }
+        update_record_row(&txn, id, record.row, now, Some(expected_version)).await?;
+        write_outbox(&txn, &[id], "upsert", now).await?;
+        txn.commit().await?;
+        let stored = self
+            .record(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("record {id} vanished after update")))?;
+        Ok(RecordWrite::Written(Box::new(stored)))
+    }
+
+    /// Deletes a record that has no items, with its outbox row, in one
+    /// transaction. A record with items is refused: items are withdrawn or
+    /// moved to another record first, so no loan or hold loses its title.
+    pub async fn delete_record(
+        &self,
+        id: i64,
+        expected_version: i64,
+        now: i64,
+    ) -> Result<RecordWrite, StoreError> {
+        let txn = self.begin_write().await?;
+        match record_version(&txn, id).await? {
+            None => {
+                txn.rollback().await?;
+                return Ok(RecordWrite::NotFound);
+            }
+            Some(v) if v != expected_version => {
+                txn.rollback().await?;
+                return Ok(RecordWrite::Stale { current: v });
+            }
+            Some(_) => {}
+        }
+        let items = txn
+            .query_one(
+                &Query::select()
+                    .expr(Expr::col(Asterisk).count())
+                    .from("items")
+                    .and_where(Expr::col("record_id").eq(id))
+                    .to_owned(),
+            )
+            .await?
+            .map(|r| col::<i64>(&r, 0))
+            .transpose()?
+            .unwrap_or(0);
+        if items > 0 {
+            txn.rollback().await?;
+            return Ok(RecordWrite::HasItems(items));
+        }
+        txn.execute(
+            &Query::delete()
+                .from_table("records")
+                .and_where(Expr::col("id").eq(id))
+                .to_owned(),
+        )
+        .await?;
+        write_outbox(&txn, &[id], "delete", now).await?;
+        txn.commit().await?;
+        Ok(RecordWrite::Deleted)
+    }
+
+    /// Sets an item's status, with its record's outbox row (availability is
+    /// searchable), in one transaction. `None` when no item has this id.
+    pub async fn set_item_status(
+        &self,
+        item_id: i64,
+        status: &str,
+        now: i64,
+    ) -> Result<Option<StoredItem>, StoreError> {
+        let txn = self.begin_write().await?;
+        let row = txn
+            .query_one(
+                &Query::update()
+                    .table("items")
+                    .value("status", status)
+                    .value("updated_at", now)
+                    .value("version", Expr::col("version").add(1))
+                    .and_where(Expr::col("id").eq(item_id))
+                    .returning(Query::returning().columns(ITEM_COLUMNS))
+                    .to_owned(),
+            )
+            .await?;
+        let Some(row) = row else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        let item = row_to_item(&row)?;
+        write_outbox(&txn, &[item.record_id], "upsert", now).await?;
+        txn.commit().await?;
+        Ok(Some(item))
     }
 
     /// Row counts of the catalogue tables.
@@ -816,6 +920,69 @@ impl Store {
             .await?;
         rows.iter().map(|r| col(r, 0)).collect()
     }
+}
+
+/// The version of a record, read inside a write transaction.
+async fn record_version(txn: &DatabaseTransaction, id: i64) -> Result<Option<i64>, StoreError> {
+    txn.query_one(
+        &Query::select()
+            .column("version")
+            .from("records")
+            .and_where(Expr::col("id").eq(id))
+            .to_owned(),
+    )
+    .await?
+    .map(|r| col(&r, 0))
+    .transpose()
+}
+
+/// Overwrites a record's columns with prepared values (all but id,
+/// created_at and version; the version is bumped), optionally only at the
+/// version given.
+async fn update_record_row(
+    txn: &DatabaseTransaction,
+    id: i64,
+    row: Vec<Value>,
+    now: i64,
+    at_version: Option<i64>,
+) -> Result<(), StoreError> {
+    let mut values = Vec::with_capacity(RECORD_COLUMNS.len());
+    full_row(id, row, now, &mut values);
+    let mut update = Query::update();
+    update.table("records");
+    for (name, value) in RECORD_COLUMNS.iter().zip(values).skip(1) {
+        if !matches!(*name, "created_at" | "version") {
+            update.value(*name, value);
+        }
+    }
+    update
+        .value("version", Expr::col("version").add(1))
+        .and_where(Expr::col("id").eq(id));
+    if let Some(v) = at_version {
+        update.and_where(Expr::col("version").eq(v));
+    }
+    txn.execute(&update).await?;
+    Ok(())
+}
+
+/// One outbox row per record, in the caller's transaction.
+async fn write_outbox(
+    txn: &DatabaseTransaction,
+    record_ids: &[i64],
+    op: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    for chunk in record_ids.chunks(ROWS_PER_INSERT) {
+        let mut insert = Query::insert();
+        insert
+            .into_table("catalogue_outbox")
+            .columns(["record_id", "op", "created_at"]);
+        for id in chunk {
+            insert.values_panic([(*id).into(), op.into(), now.into()]);
+        }
+        txn.execute(&insert).await?;
+    }
+    Ok(())
 }
 
 fn item_values(record_id: i64, item: &ItemSpec, now: i64) -> Vec<SimpleExpr> {

@@ -17,7 +17,8 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 
 pub use catalogue::{
-    BatchOutcome, Counts, ImportRecord, ItemWarning, RecordRow, ReferenceData, StoredItem,
+    BatchOutcome, Counts, ImportRecord, ItemWarning, RecordRow, RecordWrite, ReferenceData,
+    StoredItem,
 };
 
 /// Which engine a store runs on.

@@ -3,7 +3,7 @@
 use shoko_domain::catalogue::summarise;
 use shoko_domain::{Barcode, CampusCode, ItemSpec, ItemStatus, ItemTypeCode, LocationCode};
 use shoko_marc::{Field, Record, Subfield, Tag, iso2709};
-use shoko_store::{ImportRecord, Store};
+use shoko_store::{ImportRecord, RecordWrite, Store};
 use shoko_testkit::each_engine;
 
 fn record(control: &str, title: &str, barcodes: &[&str]) -> ImportRecord {
@@ -304,6 +304,144 @@ async fn records_with_different_001s_sharing_an_035_stay_apart_and_a_record_with
             .expect("batch");
         assert_eq!((out.imported, out.updated), (0, 1), "{}", db.engine());
         assert_eq!(store.counts().await.expect("counts").records, 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_edit_replaces_the_record_at_its_version_and_writes_an_outbox_row() {
+    each_engine(|db| async move {
+        let store = db.store().await;
+        let run = run(&store).await;
+        store
+            .write_import_batch(run, vec![record("001", "吾輩は猫である", &["B001"])], 1)
+            .await
+            .expect("import");
+        let stored = store.records_by_control_number("001").await.expect("find")[0].clone();
+        assert_eq!(stored.version, 1);
+        let edited = record("001", "吾輩ハ猫デアル", &[]);
+        let RecordWrite::Written(now) = store
+            .replace_record(stored.id, 1, edited.clone(), 7)
+            .await
+            .expect("replace")
+        else {
+            panic!(
+                "{}: the edit at the current version was refused",
+                db.engine()
+            );
+        };
+        assert_eq!(
+            (
+                now.title.as_str(),
+                now.version,
+                now.updated_at,
+                now.created_at
+            ),
+            ("吾輩ハ猫デアル", 2, 7, 1)
+        );
+        // An editor still holding version 1 is told, and nothing changes.
+        let stale = store
+            .replace_record(stored.id, 1, record("001", "上書き", &[]), 8)
+            .await
+            .expect("replace");
+        assert!(
+            matches!(stale, RecordWrite::Stale { current: 2 }),
+            "{stale:?}"
+        );
+        let kept = store.record(stored.id).await.expect("read").expect("there");
+        assert_eq!(kept.title, "吾輩ハ猫デアル");
+        // The items stay with the record.
+        assert_eq!(store.items_of(stored.id).await.expect("items").len(), 1);
+        assert!(matches!(
+            store
+                .replace_record(999, 1, edited, 9)
+                .await
+                .expect("replace"),
+            RecordWrite::NotFound
+        ));
+        let outbox = store.outbox_after(0, 10).await.expect("outbox");
+        assert_eq!(outbox.len(), 2, "{}: import and one edit", db.engine());
+        assert_eq!(outbox[1].1, stored.id);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_record_is_deleted_only_without_items_and_at_its_version() {
+    each_engine(|db| async move {
+        let store = db.store().await;
+        let run = run(&store).await;
+        store
+            .write_import_batch(
+                run,
+                vec![
+                    record("001", "蔵書あり", &["B001"]),
+                    record("002", "蔵書なし", &[]),
+                ],
+                1,
+            )
+            .await
+            .expect("import");
+        let with_items = store.records_by_control_number("001").await.expect("find")[0].id;
+        let without = store.records_by_control_number("002").await.expect("find")[0].id;
+        let refused = store.delete_record(with_items, 1, 2).await.expect("delete");
+        assert!(matches!(refused, RecordWrite::HasItems(1)), "{refused:?}");
+        let stale = store.delete_record(without, 5, 2).await.expect("delete");
+        assert!(
+            matches!(stale, RecordWrite::Stale { current: 1 }),
+            "{stale:?}"
+        );
+        assert!(matches!(
+            store.delete_record(without, 1, 3).await.expect("delete"),
+            RecordWrite::Deleted
+        ));
+        assert!(store.record(without).await.expect("read").is_none());
+        assert!(store.record(with_items).await.expect("read").is_some());
+        let outbox = store.outbox_after(2, 10).await.expect("outbox");
+        assert_eq!(
+            outbox.iter().map(|o| o.1).collect::<Vec<_>>(),
+            vec![without],
+            "{}: one outbox row, for the deletion",
+            db.engine()
+        );
+        assert!(matches!(
+            store.delete_record(without, 1, 4).await.expect("delete"),
+            RecordWrite::NotFound
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_item_status_change_bumps_its_version_and_writes_its_records_outbox_row() {
+    each_engine(|db| async move {
+        let store = db.store().await;
+        let run = run(&store).await;
+        store
+            .write_import_batch(run, vec![record("001", "a", &["B001"])], 1)
+            .await
+            .expect("import");
+        let item = store
+            .item_by_barcode("B001")
+            .await
+            .expect("read")
+            .expect("there");
+        let changed = store
+            .set_item_status(item.id, "missing", 5)
+            .await
+            .expect("set")
+            .expect("found");
+        assert_eq!((changed.status.as_str(), changed.version), ("missing", 2));
+        assert!(
+            store
+                .set_item_status(9999, "missing", 5)
+                .await
+                .expect("set")
+                .is_none()
+        );
+        let outbox = store.outbox_after(0, 10).await.expect("outbox");
+        assert_eq!(outbox.len(), 2, "{}", db.engine());
+        assert_eq!(outbox[1].1, item.record_id);
     })
     .await;
 }

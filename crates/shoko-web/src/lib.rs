@@ -8,7 +8,7 @@ mod records;
 mod search;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use shoko_app::App;
 
 pub use error::ApiError;
@@ -19,7 +19,13 @@ pub fn router(app: App) -> Router {
         .route("/health", get(health))
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/records", get(records::find))
-        .route("/api/v1/records/{id}", get(records::get))
+        .route(
+            "/api/v1/records/{id}",
+            get(records::get)
+                .put(records::replace)
+                .delete(records::delete),
+        )
+        .route("/api/v1/items/{id}", patch(records::change_item))
         .route("/api/v1/records/{id}/items", post(records::add_item))
         .with_state(app)
 }
