@@ -27,6 +27,8 @@ pub struct SearchHandle {
     memory: usize,
     /// The last indexing failure, shown in health until a catch-up succeeds.
     last_error: std::sync::Mutex<Option<String>>,
+    /// The outbox position searches see, announced after every index commit.
+    applied: tokio::sync::watch::Sender<i64>,
 }
 
 /// Why search or indexing failed.
@@ -61,21 +63,26 @@ impl SearchHandle {
                 }
             },
         };
+        let applied = tokio::sync::watch::Sender::new(index.applied_outbox_id()?);
         Ok(SearchHandle {
             current: RwLock::new(Arc::new(index)),
             dir: dir.map(Path::to_path_buf),
             memory,
             last_error: std::sync::Mutex::new(None),
+            applied,
         })
     }
 
     /// Opens an existing index for searching only, beside a running server.
     pub fn open_read_only(dir: &Path) -> Result<SearchHandle, IndexError> {
+        let index = SearchIndex::open_read_only(dir)?;
+        let applied = tokio::sync::watch::Sender::new(index.applied_outbox_id()?);
         Ok(SearchHandle {
-            current: RwLock::new(Arc::new(SearchIndex::open_read_only(dir)?)),
+            current: RwLock::new(Arc::new(index)),
             dir: Some(dir.to_path_buf()),
             memory: 0,
             last_error: std::sync::Mutex::new(None),
+            applied,
         })
     }
 
@@ -206,6 +213,7 @@ impl App {
             && let Some((head, _)) = self.store.outbox_head().await?
         {
             self.build_into(&index, head, &|_| {}).await?;
+            self.search.applied.send_replace(head);
             return Ok(head as u64);
         }
         let mut total = 0;
@@ -222,6 +230,7 @@ impl App {
                 .collect();
             let changes = self.docs_for(&ids).await?;
             index.apply(changes, last)?;
+            self.search.applied.send_replace(last);
             total += rows.len() as u64;
             applied = last;
         }
@@ -289,9 +298,20 @@ impl App {
                 std::fs::remove_dir_all(&old)?;
             }
         }
+        handle.applied.send_replace(head);
         // Changes made while the rebuild ran are in the outbox after `head`.
         self.index_catch_up().await?;
         Ok(n)
+    }
+
+    /// Waits until searches see every change up to outbox row `outbox_id`,
+    /// at most `timeout`; tells whether they do. A page that has just saved
+    /// a change can wait for it to be searchable instead of guessing.
+    pub async fn wait_until_indexed(&self, outbox_id: i64, timeout: std::time::Duration) -> bool {
+        let mut rx = self.search.applied.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|&applied| applied >= outbox_id))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// How far behind the catalogue the index is.

@@ -105,3 +105,205 @@ async fn a_catalogue_change_reaches_search_after_catch_up_and_health_shows_the_l
     })
     .await;
 }
+
+/// Sets the first 245 $a of a record and drops its vernacular 880 twin.
+fn retitle(record: &mut shoko_marc::Record, title: &str) {
+    record.fields.retain(|f| match f {
+        shoko_marc::Field::Data { tag, subfields, .. } => {
+            tag.as_str() != "880"
+                || !subfields
+                    .iter()
+                    .any(|s| s.code == '6' && s.value.starts_with("245"))
+        }
+        _ => true,
+    });
+    for field in &mut record.fields {
+        if let shoko_marc::Field::Data { tag, subfields, .. } = field
+            && tag.as_str() == "245"
+        {
+            subfields.retain(|s| s.code != 'a');
+            subfields.insert(
+                0,
+                shoko_marc::Subfield {
+                    code: 'a',
+                    value: title.into(),
+                },
+            );
+            return;
+        }
+    }
+    panic!("the record has no 245");
+}
+
+#[tokio::test]
+async fn edits_deletes_and_status_changes_are_searchable_within_the_bound_while_searches_run() {
+    each_engine(|db| async move {
+        let index = IndexOptions {
+            dir: None,
+            writer_memory: 15_000_000,
+            read_only: false,
+        };
+        let app = App::open(
+            db.url(),
+            &StoreOptions::default(),
+            &index,
+            settings(),
+            Arc::new(SystemClock),
+        )
+        .await
+        .expect("app");
+        let file = fixtures().join("marc/loc/loc_books2016_jpn300.mrc");
+        app.import_files(&[file], InputFormat::Auto, Arc::new(Silent))
+            .await
+            .expect("import");
+        app.index_catch_up().await.expect("catch up");
+
+        // The indexer as `serve` runs it, and searchers that never stop meanwhile.
+        let refresh = std::time::Duration::from_millis(100);
+        let bound = std::time::Duration::from_secs(10);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let indexer = tokio::spawn({
+            let app = app.clone();
+            let stopped = stopped.clone();
+            async move { app.index_forever(refresh, stopped).await }
+        });
+        let searchers: Vec<_> = ["title:日本", "講談", "year:2000-2016", "東京"]
+            .into_iter()
+            .map(|q| {
+                let app = app.clone();
+                let stopped = stopped.clone();
+                tokio::spawn(async move {
+                    let mut n = 0u32;
+                    while !*stopped.borrow() {
+                        let request = SearchRequest {
+                            query: q.into(),
+                            limit: 20,
+                            facets: vec![Facet::Campus, Facet::Availability],
+                            ..Default::default()
+                        };
+                        app.search(&request).await.expect("a search during changes");
+                        n += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    n
+                })
+            })
+            .collect();
+
+        let ids: Vec<i64> = app
+            .store
+            .records_after(0, 20)
+            .await
+            .expect("records")
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        let titled = |app: App, q: String| async move {
+            let request = SearchRequest {
+                query: q,
+                limit: 50,
+                ..Default::default()
+            };
+            app.search(&request).await.expect("search")
+        };
+        let indexed = |app: App| async move {
+            let (head, _) = app.store.outbox_head().await.expect("head").expect("rows");
+            assert!(
+                app.wait_until_indexed(head, bound).await,
+                "outbox row {head} not searchable within {bound:?}"
+            );
+        };
+        let numerals = ["一", "二", "三", "四", "五", "六", "七", "八"];
+        for (k, numeral) in numerals.iter().enumerate() {
+            // Edit one record: its new title is found, and its old one no longer is.
+            let id = ids[k];
+            let view = app.record(id).await.expect("read").expect("there");
+            let old_title = view.record.title.clone();
+            let mut marc = view.marc.clone();
+            let new_title = format!("整合性試験第{numeral}巻");
+            retitle(&mut marc, &new_title);
+            app.replace_record(id, view.record.version, &marc)
+                .await
+                .expect("edit");
+            // Delete another.
+            let gone = ids[10 + k];
+            let gone_view = app.record(gone).await.expect("read").expect("there");
+            app.delete_record(gone, gone_view.record.version)
+                .await
+                .expect("delete");
+            indexed(app.clone()).await;
+
+            let found = titled(app.clone(), format!("title:\"{new_title}\"")).await;
+            assert_eq!(
+                found.hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+                vec![id],
+                "{}: the edited title",
+                db.engine()
+            );
+            let before = titled(app.clone(), format!("title:\"{old_title}\"")).await;
+            assert!(
+                before.hits.iter().all(|h| h.id != id),
+                "{}: the old title still finds record {id}",
+                db.engine()
+            );
+            let deleted =
+                titled(app.clone(), format!("title:\"{}\"", gone_view.record.title)).await;
+            assert!(
+                deleted.hits.iter().all(|h| h.id != gone),
+                "{}: deleted record {gone} is still found",
+                db.engine()
+            );
+        }
+        assert_eq!(
+            titled(app.clone(), "整合性試験".into()).await.total,
+            numerals.len()
+        );
+
+        // An item's status: on the shelf, then missing.
+        let shelf = |app: App| async move {
+            let request = SearchRequest {
+                query: "title:\"整合性試験第一巻\"".into(),
+                limit: 1,
+                filters: vec![(Facet::Availability, "available".into())],
+                ..Default::default()
+            };
+            app.search(&request).await.expect("search").total
+        };
+        let item = app
+            .add_item(
+                ids[0],
+                ItemSpec {
+                    barcode: Barcode::parse("KMB900").expect("barcode"),
+                    campus: CampusCode::parse("KOMABA").expect("campus"),
+                    location: None,
+                    call_number: None,
+                    item_type: ItemTypeCode::parse("BOOK").expect("type"),
+                    status: ItemStatus::Available,
+                },
+            )
+            .await
+            .expect("add item");
+        indexed(app.clone()).await;
+        assert_eq!(shelf(app.clone()).await, 1, "{}", db.engine());
+        app.set_item_status(item.id, ItemStatus::Missing)
+            .await
+            .expect("status")
+            .expect("item");
+        indexed(app.clone()).await;
+        assert_eq!(shelf(app.clone()).await, 0, "{}", db.engine());
+
+        stop.send_replace(true);
+        indexer.await.expect("indexer");
+        for s in searchers {
+            assert!(s.await.expect("searcher") > 0);
+        }
+        let status = app.index_status().await.expect("status");
+        assert_eq!(
+            (status.lag_rows, status.documents, status.last_error),
+            (0, 300 - numerals.len() as u64, None),
+            "{}",
+            db.engine()
+        );
+    })
+    .await;
+}
