@@ -38,6 +38,19 @@ pub struct IndexOptions {
     pub writer_memory: usize,
     /// Open an existing index for searching only (a command beside the server).
     pub read_only: bool,
+    /// Outbox rows (or records, in a rebuild) applied per index commit.
+    pub batch: u64,
+}
+
+impl Default for IndexOptions {
+    fn default() -> IndexOptions {
+        IndexOptions {
+            dir: None,
+            writer_memory: 15_000_000,
+            read_only: false,
+            batch: 2000,
+        }
+    }
 }
 
 impl App {
@@ -57,7 +70,8 @@ impl App {
         let search = match (&index.dir, index.read_only) {
             (Some(dir), true) => search::SearchHandle::open_read_only(dir)?,
             _ => search::SearchHandle::open(index.dir.as_deref(), index.writer_memory)?,
-        };
+        }
+        .with_batch(index.batch);
         Ok(App {
             store,
             settings: Arc::new(settings),

@@ -16,15 +16,14 @@ use shoko_store::{RecordRow, StoreError, StoredItem};
 
 use crate::App;
 
-/// Outbox rows applied per index commit.
-const CATCH_UP_BATCH: u64 = 2000;
-
 /// The current index, swappable while searches run (a rebuild builds a new
 /// one beside it and swaps it in).
 pub struct SearchHandle {
     current: RwLock<Arc<SearchIndex>>,
     dir: Option<PathBuf>,
     memory: usize,
+    /// Outbox rows or records applied per index commit.
+    batch: u64,
     /// The last indexing failure, shown in health until a catch-up succeeds.
     last_error: std::sync::Mutex<Option<String>>,
     /// The outbox position searches see, announced after every index commit.
@@ -68,6 +67,7 @@ impl SearchHandle {
             current: RwLock::new(Arc::new(index)),
             dir: dir.map(Path::to_path_buf),
             memory,
+            batch: 2000,
             last_error: std::sync::Mutex::new(None),
             applied,
         })
@@ -81,9 +81,16 @@ impl SearchHandle {
             current: RwLock::new(Arc::new(index)),
             dir: Some(dir.to_path_buf()),
             memory: 0,
+            batch: 2000,
             last_error: std::sync::Mutex::new(None),
             applied,
         })
+    }
+
+    /// Sets how many outbox rows or records each index commit applies.
+    pub fn with_batch(mut self, batch: u64) -> SearchHandle {
+        self.batch = batch.max(1);
+        self
     }
 
     /// The index searches use now.
@@ -218,7 +225,7 @@ impl App {
         }
         let mut total = 0;
         loop {
-            let rows = self.store.outbox_after(applied, CATCH_UP_BATCH).await?;
+            let rows = self.store.outbox_after(applied, self.search.batch).await?;
             let Some(&(last, _, _)) = rows.last() else {
                 break;
             };
@@ -233,6 +240,7 @@ impl App {
             self.search.applied.send_replace(last);
             total += rows.len() as u64;
             applied = last;
+            tracing::info!(applied, rows = total, "search index: changes applied");
         }
         Ok(total)
     }
@@ -246,7 +254,7 @@ impl App {
     ) -> Result<u64, IndexError> {
         let (mut after, mut n) = (0, 0u64);
         loop {
-            let page = self.store.records_after(after, 2000).await?;
+            let page = self.store.records_after(after, self.search.batch).await?;
             let Some(last) = page.last() else { break };
             after = last.id;
             let ids: Vec<i64> = page.iter().map(|r| r.id).collect();
@@ -255,6 +263,7 @@ impl App {
             // Intermediate commits carry the old position, so a crash mid-build
             // restarts the build rather than trusting a partial index.
             index.apply(changes, 0)?;
+            tracing::info!(records = n, "search index: records indexed");
             progress(n);
         }
         index.apply(Vec::new(), head)?;
@@ -334,9 +343,7 @@ impl App {
     }
 
     /// Keeps the index in step until `stop` says so: catches up at once, then
-    /// every `every`. A failure is logged and shown in health, and retried on
-    /// the next round; nothing is skipped, since the position only moves on
-    /// success.
+    /// every `every` (see [`App::index_round`]).
     pub async fn index_forever(
         &self,
         every: std::time::Duration,
@@ -349,22 +356,36 @@ impl App {
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            let outcome = self.index_catch_up().await;
-            let mut last = self
-                .search
-                .last_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            match outcome {
-                Ok(0) => *last = None,
-                Ok(n) => {
-                    *last = None;
+            self.index_round().await;
+        }
+    }
+
+    /// One round of the indexer: catches up, and records the outcome for
+    /// health. A failure is logged and shown in health, and retried on the
+    /// next round; nothing is skipped, since the position only moves on
+    /// success (a record that cannot be indexed holds the index back, and
+    /// health names it, until the record is repaired).
+    pub async fn index_round(&self) {
+        let outcome = self.index_catch_up().await;
+        let mut last = self
+            .search
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(n) => {
+                if last.take().is_some() {
+                    tracing::info!("indexing works again");
+                }
+                if n > 0 {
                     tracing::debug!(rows = n, "index caught up");
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "indexing failed; retrying");
-                    *last = Some(e.to_string());
+            }
+            Err(e) => {
+                if last.as_deref() != Some(e.to_string().as_str()) {
+                    tracing::error!(error = %e, "indexing failed; retrying until it succeeds");
                 }
+                *last = Some(e.to_string());
             }
         }
     }

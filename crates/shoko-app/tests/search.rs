@@ -27,11 +27,7 @@ fn settings() -> CatalogueSettings {
 #[tokio::test]
 async fn a_catalogue_change_reaches_search_after_catch_up_and_health_shows_the_lag() {
     each_engine(|db| async move {
-        let index = IndexOptions {
-            dir: None,
-            writer_memory: 15_000_000,
-            read_only: false,
-        };
+        let index = IndexOptions::default();
         let app = App::open(
             db.url(),
             &StoreOptions::default(),
@@ -138,11 +134,7 @@ fn retitle(record: &mut shoko_marc::Record, title: &str) {
 #[tokio::test]
 async fn edits_deletes_and_status_changes_are_searchable_within_the_bound_while_searches_run() {
     each_engine(|db| async move {
-        let index = IndexOptions {
-            dir: None,
-            writer_memory: 15_000_000,
-            read_only: false,
-        };
+        let index = IndexOptions::default();
         let app = App::open(
             db.url(),
             &StoreOptions::default(),
@@ -303,6 +295,83 @@ async fn edits_deletes_and_status_changes_are_searchable_within_the_bound_while_
             (0, 300 - numerals.len() as u64, None),
             "{}",
             db.engine()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_record_that_cannot_be_indexed_is_named_in_health_and_holds_the_index_until_repaired() {
+    each_engine(|db| async move {
+        let app = App::open(
+            db.url(),
+            &StoreOptions::default(),
+            &IndexOptions::default(),
+            settings(),
+            Arc::new(SystemClock),
+        )
+        .await
+        .expect("app");
+        let file = fixtures().join("marc/loc/loc_books2016_jpn300.mrc");
+        app.import_files(&[file], InputFormat::Auto, Arc::new(Silent))
+            .await
+            .expect("import");
+        app.index_round().await;
+        let id = app.store.records_after(0, 1).await.expect("records")[0].id;
+        let view = app.record(id).await.expect("read").expect("there");
+        let mut marc = view.marc.clone();
+        retitle(&mut marc, "修復試験");
+        app.replace_record(id, view.record.version, &marc)
+            .await
+            .expect("edit");
+        // Damage the stored row behind Shoko's back, as a manual edit would.
+        db.execute_sql(&format!(
+            "UPDATE records SET authors = 'not a list' WHERE id = {id}"
+        ))
+        .await;
+
+        app.index_round().await;
+        let status = app.index_status().await.expect("status");
+        let error = status.last_error.clone().unwrap_or_default();
+        assert!(
+            error.contains(&format!("record {id}")) && error.contains("authors"),
+            "{}: health must name the record and the field: {status:?}",
+            db.engine()
+        );
+        assert_eq!(
+            status.lag_rows,
+            1,
+            "{}: the change is not skipped",
+            db.engine()
+        );
+
+        // Saving the record again rewrites its derived fields from its MARC record.
+        assert!(
+            app.store.record(id).await.is_err(),
+            "the damaged row fails to read"
+        );
+        app.replace_record(id, view.record.version + 1, &marc)
+            .await
+            .expect("repair");
+        app.index_round().await;
+        let status = app.index_status().await.expect("status");
+        assert_eq!(
+            (status.lag_rows, status.last_error),
+            (0, None),
+            "{}",
+            db.engine()
+        );
+        let found = app
+            .search(&SearchRequest {
+                query: "title:修復試験".into(),
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .expect("search");
+        assert_eq!(
+            found.hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+            vec![id]
         );
     })
     .await;

@@ -93,6 +93,18 @@ impl TestDb {
         }
     }
 
+    /// Runs SQL behind Shoko's back: how a test damages stored data the way
+    /// a manual edit or a bad disk would.
+    pub async fn execute_sql(&self, sql: &str) {
+        let db = Database::connect(self.url.clone())
+            .await
+            .expect("connect to the test database");
+        db.execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {sql}: {e}", self.engine));
+        db.close().await.expect("close");
+    }
+
     /// Opens the store (running migrations) with the demo reference data.
     pub async fn store(&self) -> Store {
         let store = Store::open(&self.url, &StoreOptions::default())

@@ -76,12 +76,22 @@ pub struct SearchConfig {
     /// Memory for the index writer's buffer, in MiB (16–1,024). More means
     /// fewer, larger segments during a rebuild; searches do not use it.
     pub writer_memory_mb: usize,
+    /// How often the server applies new catalogue changes to the index, in
+    /// milliseconds (50–60,000): the longest a committed change waits before
+    /// it can be found, plus the time to apply it.
+    pub refresh_interval_ms: u64,
+    /// Changes (or, in a rebuild, records) applied per index commit
+    /// (10–100,000). Smaller commits show progress sooner; larger ones
+    /// build faster.
+    pub index_batch: u64,
 }
 
 impl Default for SearchConfig {
     fn default() -> SearchConfig {
         SearchConfig {
             writer_memory_mb: 64,
+            refresh_interval_ms: 500,
+            index_batch: 2000,
         }
     }
 }

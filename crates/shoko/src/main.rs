@@ -186,6 +186,7 @@ async fn open_app(
         dir: (index_use != IndexUse::None).then(|| data_dir.join("index")),
         writer_memory: config.search.writer_memory_mb.clamp(16, 1024) * 1024 * 1024,
         read_only: index_use == IndexUse::ReadOnly,
+        batch: config.search.index_batch.clamp(10, 100_000),
     };
     App::open(
         &url,
@@ -208,7 +209,9 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
         }
         Command::Serve { listen } => {
             let app = open_app(db, &data_dir, &config, IndexUse::Write).await?;
-            serve(app, listen.unwrap_or(config.server.listen.clone())).await?;
+            let refresh =
+                Duration::from_millis(config.search.refresh_interval_ms.clamp(50, 60_000));
+            serve(app, listen.unwrap_or(config.server.listen.clone()), refresh).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { listen } => {
@@ -231,7 +234,9 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
                     "demo records imported"
                 );
             }
-            serve(app, listen.unwrap_or(config.server.listen.clone())).await?;
+            let refresh =
+                Duration::from_millis(config.search.refresh_interval_ms.clamp(50, 60_000));
+            serve(app, listen.unwrap_or(config.server.listen.clone()), refresh).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { format, files } => {
@@ -345,7 +350,7 @@ fn demo_config(data_dir: &Path, config: Config) -> anyhow::Result<Config> {
     Ok(Config::load(data_dir, std::env::vars())?)
 }
 
-async fn serve(app: App, listen: String) -> anyhow::Result<()> {
+async fn serve(app: App, listen: String, refresh: Duration) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -355,9 +360,7 @@ async fn serve(app: App, listen: String) -> anyhow::Result<()> {
     let (stop_indexer, stop) = tokio::sync::watch::channel(false);
     let indexer_app = app.clone();
     let indexer = tokio::spawn(async move {
-        indexer_app
-            .index_forever(Duration::from_millis(500), stop)
-            .await;
+        indexer_app.index_forever(refresh, stop).await;
     });
     tracing::info!(%addr, database = app.store.engine().name(), "Shoko is serving");
     eprintln!("Shoko is serving on http://{addr}/");

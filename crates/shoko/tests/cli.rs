@@ -641,3 +641,108 @@ async fn the_server_indexes_on_start_searches_japanese_and_rebuilds_a_deleted_in
     })
     .await;
 }
+
+async fn health(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    http.get(format!("{base}/health"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn kill_9_while_the_index_catches_up_loses_no_change_and_a_corrupt_index_is_rebuilt() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let serve = || {
+            let mut cmd = s.command();
+            cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+            start(cmd)
+        };
+        let http = reqwest::Client::new();
+        assert!(
+            s.run(&["import", &marc("loc/loc_books2016_jpn300.mrc")])
+                .status
+                .success()
+        );
+        drop(serve());
+        let o = s.run(&["import", &marc("loc/loc_books2016_first1000.mrc")]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let records = s.db.store().await.counts().await.expect("counts").records;
+        assert!(records > 1000, "{records}");
+
+        // Start with 1,000 changes to apply, 50 per commit, and kill -9 after the first.
+        let mut cmd = s.command();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env("SHOKO_LOG__LEVEL", "info")
+            .env("SHOKO_SEARCH__INDEX_BATCH", "50");
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starts");
+        let stderr = child.stderr.take().expect("piped");
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            let line = lines
+                .next()
+                .expect("the server logs its first index commit")
+                .expect("line");
+            assert!(
+                !line.contains("Shoko is serving"),
+                "caught up before the kill: {line}"
+            );
+            if line.contains("search index: changes applied") {
+                break;
+            }
+        }
+        child.kill().expect("kill -9");
+        child.wait().expect("reaped");
+
+        let server = serve();
+        let h = health(&http, &server.base).await;
+        assert_eq!(
+            (
+                h["index"]["lag_rows"].as_i64(),
+                h["index"]["documents"].as_i64()
+            ),
+            (Some(0), Some(records)),
+            "{}: {h}",
+            s.db.engine()
+        );
+        let first = search_json(&http, &server.base, "title:講談").await;
+        assert_eq!(first["total"], 1, "{first}");
+        drop(server);
+
+        // An index that cannot be opened is moved aside and rebuilt on start.
+        let index = s.dir.path().join("index");
+        std::fs::write(index.join("meta.json"), b"{ not json").expect("damage the index");
+        let server = serve();
+        let h = health(&http, &server.base).await;
+        assert_eq!(
+            (
+                h["index"]["lag_rows"].as_i64(),
+                h["index"]["documents"].as_i64()
+            ),
+            (Some(0), Some(records)),
+            "{}: {h}",
+            s.db.engine()
+        );
+        assert_eq!(
+            search_json(&http, &server.base, "title:講談").await["hits"],
+            first["hits"]
+        );
+        let aside = std::fs::read_dir(s.dir.path())
+            .expect("list")
+            .filter_map(Result::ok)
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("index.corrupt-")
+            });
+        assert!(aside, "the damaged index is kept aside for inspection");
+    })
+    .await;
+}
