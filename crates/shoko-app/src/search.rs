@@ -136,6 +136,9 @@ pub struct SearchHit {
     pub year: Option<i32>,
     /// Per campus: items on the shelf and items in all.
     pub availability: Vec<CampusAvailability>,
+    /// Field (`title`, `authors`, `subjects`) → its text, HTML-escaped, with
+    /// the matches in `<mark>`; only fields that matched.
+    pub highlights: BTreeMap<String, String>,
 }
 
 /// Availability at one campus.
@@ -393,12 +396,16 @@ impl App {
     /// Runs a search and fills the hits from the database.
     pub async fn search(&self, req: &SearchRequest) -> Result<SearchPage, IndexError> {
         let index = self.search.get();
-        let req = req.clone();
-        let result = tokio::task::spawn_blocking(move || index.search(&req))
+        let request = req.clone();
+        let result = tokio::task::spawn_blocking(move || index.search(&request))
             .await
             .map_err(|e| {
                 IndexError::Search(SearchError::Internal(format!("search task: {e}")))
             })??;
+        let mut marks = Vec::new();
+        if let Ok(q) = shoko_search::parse_query(&req.query) {
+            q.highlight_texts(&mut marks);
+        }
         let ids: Vec<i64> = result.hits.iter().map(|h| h.id as i64).collect();
         let records = self.store.records_by_ids(&ids).await?;
         let items = self.store.items_of_records(&ids).await?;
@@ -414,7 +421,21 @@ impl App {
                     e.0 += 1;
                 }
             }
+            let mut highlights = BTreeMap::new();
+            if let Some(h) = shoko_text::highlight(&r.title, &marks) {
+                highlights.insert("title".to_owned(), h);
+            }
+            for (name, list) in [("authors", &r.authors), ("subjects", &r.subjects)] {
+                let marked: Vec<String> = list
+                    .iter()
+                    .filter_map(|v| shoko_text::highlight(v, &marks))
+                    .collect();
+                if !marked.is_empty() {
+                    highlights.insert(name.to_owned(), marked.join("; "));
+                }
+            }
             hits.push(SearchHit {
+                highlights,
                 id,
                 control_number: r.control_number.clone(),
                 title: r.title.clone(),

@@ -10,9 +10,14 @@
 //! The index remembers how far it has applied the catalogue outbox in its own
 //! commit payload, so index contents and progress always commit together.
 
-use std::collections::BTreeMap;
+mod query;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Mutex;
+
+use query::Field as QField;
+pub use query::{Field as QueryField, Query, parse as parse_query};
 
 use serde::Serialize;
 use shoko_domain::{Isbn, Issn};
@@ -20,7 +25,9 @@ use shoko_text::{TokenKind, normalize, tokenize};
 use tantivy::aggregation::AggregationCollector;
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, Occur, PhraseQuery, Query as TQuery, TermQuery,
+};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions, Value,
@@ -143,6 +150,8 @@ struct Fields {
     id: Field,
     all: Field,
     title: Field,
+    title_reading: Field,
+    title_exact: Field,
     author: Field,
     subject: Field,
     publisher: Field,
@@ -167,6 +176,8 @@ fn schema() -> (Schema, Fields) {
         id: b.add_u64_field("id", INDEXED | STORED | FAST),
         all: b.add_text_field("all", text.clone()),
         title: b.add_text_field("title", text.clone()),
+        title_reading: b.add_text_field("title_reading", text.clone()),
+        title_exact: b.add_text_field("title_exact", STRING),
         author: b.add_text_field("author", text.clone()),
         subject: b.add_text_field("subject", text.clone()),
         publisher: b.add_text_field("publisher", text),
@@ -193,6 +204,8 @@ pub enum Facet {
     Format,
     /// `available` or `unavailable`.
     Availability,
+    /// Decade of publication (`1990-1999`).
+    Year,
 }
 
 impl Facet {
@@ -203,6 +216,7 @@ impl Facet {
             Facet::Language => "language",
             Facet::Format => "format",
             Facet::Availability => "availability",
+            Facet::Year => "year",
         }
     }
 
@@ -213,6 +227,7 @@ impl Facet {
             Facet::Language,
             Facet::Format,
             Facet::Availability,
+            Facet::Year,
         ]
         .into_iter()
         .find(|f| f.name() == name)
@@ -402,6 +417,15 @@ impl SearchIndex {
         for text in [&d.title, &d.title_reading] {
             doc.add_text(f.all, text);
         }
+        doc.add_text(f.title_reading, &d.title_reading);
+        let mut exact: BTreeSet<String> = BTreeSet::new();
+        for t in [&d.title, &d.title_reading] {
+            exact.insert(title_key(t));
+            exact.insert(title_key(title_proper(t)));
+        }
+        for key in exact.into_iter().filter(|k| !k.is_empty()) {
+            doc.add_text(f.title_exact, key);
+        }
         for a in &d.authors {
             doc.add_text(f.author, a);
             doc.add_text(f.all, a);
@@ -441,26 +465,42 @@ impl SearchIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// Runs a search. The query is words and `"phrases"`, each optionally
-    /// prefixed by a field (`title:`, `author:`, `subject:`, `publisher:`,
-    /// `isbn:`), year ranges (`year:1990-2000`), call number prefixes
-    /// (`callno:GR340`) and word prefixes (`comput*`); every part must match,
-    /// parts joined by `OR` are alternatives, and `NOT part` or `-part`
-    /// excludes. A bare part that is an ISBN also
-    /// matches the ISBN field.
+    /// Runs a search written in the search box syntax (see [`parse_query`]).
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResult, SearchError> {
-        let query = self.parse(&req.query)?;
+        self.search_query(&parse_query(&req.query)?, req)
+    }
+
+    /// Runs a query tree (from the search box, or CQL) with the request's
+    /// page, order, facets and filters; `req.query` is not read.
+    pub fn search_query(
+        &self,
+        query: &Query,
+        req: &SearchRequest,
+    ) -> Result<SearchResult, SearchError> {
         let searcher = self.reader.searcher();
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, query)];
+        let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = vec![(Occur::Must, self.compile(query)?)];
         for (facet, value) in &req.filters {
-            let field = self.facet_field(*facet);
-            clauses.push((
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(field, value),
-                    IndexRecordOption::Basic,
-                )),
-            ));
+            clauses.push((Occur::Must, self.filter(*facet, value)?));
+        }
+        // Known-item searches first: the whole title, exactly, then the
+        // query as a phrase in the title. Only scores; never narrows.
+        if let Some(text) = query
+            .known_item_text()
+            .filter(|_| req.sort == Sort::Relevance)
+        {
+            let key = title_key(&text);
+            if !key.is_empty() {
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(
+                        self.term(self.fields.title_exact, &key),
+                        20.0,
+                    )),
+                ));
+            }
+            if let Some(phrase) = self.phrase_query(self.fields.title, &text) {
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(phrase, 3.0))));
+            }
         }
         let query = BooleanQuery::new(clauses);
         let limit = req.limit.clamp(1, 1000);
@@ -484,10 +524,13 @@ impl SearchIndex {
         } else {
             let mut aggs = serde_json::Map::new();
             for f in &req.facets {
-                aggs.insert(
-                    f.name().into(),
-                    serde_json::json!({ "terms": { "field": f.name(), "size": 100 } }),
-                );
+                let agg = match f {
+                    Facet::Year => serde_json::json!({
+                        "histogram": { "field": "year", "interval": 10.0, "min_doc_count": 1 }
+                    }),
+                    _ => serde_json::json!({ "terms": { "field": f.name(), "size": 100 } }),
+                };
+                aggs.insert(f.name().into(), agg);
             }
             let aggs: Aggregations = serde_json::from_value(serde_json::Value::Object(aggs))
                 .map_err(|e| SearchError::Internal(e.to_string()))?;
@@ -500,10 +543,25 @@ impl SearchIndex {
                     .as_array()
                     .cloned()
                     .unwrap_or_default();
-                let values = buckets
+                let mut values: Vec<(String, u64)> = buckets
                     .iter()
-                    .filter_map(|b| Some((b["key"].as_str()?.to_owned(), b["doc_count"].as_u64()?)))
+                    .filter_map(|b| {
+                        let count = b["doc_count"].as_u64()?;
+                        let key = match f {
+                            Facet::Year => {
+                                let from = b["key"].as_f64()? as i64;
+                                format!("{from}-{}", from + 9)
+                            }
+                            _ => b["key"].as_str()?.to_owned(),
+                        };
+                        Some((key, count))
+                    })
+                    .filter(|(_, count)| *count > 0)
                     .collect();
+                if *f == Facet::Year {
+                    // Newest decade first.
+                    values.reverse();
+                }
                 facets.insert(f.name().to_owned(), values);
             }
             total
@@ -524,143 +582,140 @@ impl SearchIndex {
         })
     }
 
-    fn facet_field(&self, facet: Facet) -> Field {
-        match facet {
+    /// A facet value every hit must have; a decade is `1990-1999`.
+    fn filter(&self, facet: Facet, value: &str) -> Result<Box<dyn TQuery>, SearchError> {
+        let field = match facet {
             Facet::Campus => self.fields.campus,
             Facet::Language => self.fields.language,
             Facet::Format => self.fields.format,
             Facet::Availability => self.fields.availability,
-        }
-    }
-
-    /// Turns the query text into a Tantivy query (every part must match).
-    fn parse(&self, text: &str) -> Result<Box<dyn Query>, SearchError> {
-        // Groups of alternatives joined by OR; each group must match, or must
-        // not when it was written `NOT part` or `-part`.
-        let mut groups: Vec<(Occur, Vec<Box<dyn Query>>)> = Vec::new();
-        let (mut or_next, mut not_next) = (false, false);
-        for part in split_query(text) {
-            match part.as_str() {
-                "OR" => {
-                    or_next = !groups.is_empty();
-                    continue;
-                }
-                "NOT" => {
-                    not_next = true;
-                    continue;
-                }
-                "AND" => continue,
-                _ => {}
+            Facet::Year => {
+                let bad = || SearchError::Query(format!("year filter {value:?} is not FROM-TO"));
+                let (from, to) = value.split_once('-').ok_or_else(bad)?;
+                let from = from.trim().parse().map_err(|_| bad())?;
+                let to = to.trim().parse().map_err(|_| bad())?;
+                return Ok(self.year_range(Some(from), Some(to)));
             }
-            let (negated, part) = match part.strip_prefix('-') {
-                Some(rest) if !rest.is_empty() => (true, rest.to_owned()),
-                _ => (not_next, part),
-            };
-            not_next = false;
-            let Some(query) = self.part_query(&part)? else {
-                continue;
-            };
-            match groups.last_mut() {
-                Some((_, alternatives)) if or_next && !negated => alternatives.push(query),
-                _ => groups.push((
-                    if negated { Occur::MustNot } else { Occur::Must },
-                    vec![query],
-                )),
-            }
-            or_next = false;
-        }
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = groups
-            .into_iter()
-            .map(|(occur, mut alternatives)| {
-                let query: Box<dyn Query> = if alternatives.len() == 1 {
-                    alternatives.remove(0)
-                } else {
-                    Box::new(BooleanQuery::new(
-                        alternatives
-                            .into_iter()
-                            .map(|q| (Occur::Should, q))
-                            .collect(),
-                    ))
-                };
-                (occur, query)
-            })
-            .collect();
-        if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
-            // Only exclusions (or nothing): start from every record.
-            clauses.push((Occur::Must, Box::new(tantivy::query::AllQuery)));
-        }
-        Ok(Box::new(BooleanQuery::new(clauses)))
-    }
-
-    /// One part of a query: a word, a `"phrase"`, a `field:` part or a year range.
-    fn part_query(&self, part: &str) -> Result<Option<Box<dyn Query>>, SearchError> {
-        if let Some(range) = part.strip_prefix("year:") {
-            return Ok(Some(self.year_query(range)?));
-        }
-        if let Some(call) = part.strip_prefix("callno:") {
-            // A call number matches from its start: `callno:GR340` finds GR340 .A25 1999.
-            let call = call_number_key(call.trim_matches('"').trim_end_matches('*'));
-            return Ok((!call.is_empty()).then(|| self.prefix(self.fields.call_number, &call)));
-        }
-        if let Some(stem) = part.strip_suffix('*').filter(|p| !p.contains(':')) {
-            let stem = normalize(stem);
-            let is_word = !stem.is_empty()
-                && !stem.contains(' ')
-                && tokenize(&stem).iter().all(|t| t.kind == TokenKind::Word);
-            if is_word {
-                return Ok(Some(self.prefix(self.fields.all, &stem)));
-            }
-        }
-        let (field, body) = match part.split_once(':') {
-            Some((name, body)) if !part.starts_with('"') => match name {
-                "title" => (self.fields.title, body),
-                "author" => (self.fields.author, body),
-                "subject" => (self.fields.subject, body),
-                "publisher" => (self.fields.publisher, body),
-                "isbn" => (self.fields.isbn, body),
-                _ => (self.fields.all, part),
-            },
-            _ => (self.fields.all, part),
         };
-        let body = body.trim_matches('"');
-        if field == self.fields.isbn {
-            return Ok(Some(self.isbn_query(body)?));
-        }
-        Ok(match (self.text_query(field, body), isbn_key(body)) {
-            (Some(q), Some(key)) if field == self.fields.all => {
-                let either: Vec<(Occur, Box<dyn Query>)> = vec![
-                    (Occur::Should, q),
-                    (Occur::Should, self.term(self.fields.isbn, &key)),
-                ];
-                Some(Box::new(BooleanQuery::new(either)))
+        Ok(Box::new(TermQuery::new(
+            Term::from_field_text(field, value),
+            IndexRecordOption::Basic,
+        )))
+    }
+
+    /// Turns a query tree into a Tantivy query.
+    fn compile(&self, query: &Query) -> Result<Box<dyn TQuery>, SearchError> {
+        Ok(match query {
+            Query::All => Box::new(AllQuery),
+            Query::Text { field, text } => self.text_or_isbn(*field, text, false)?,
+            Query::Phrase { field, text } => self.text_or_isbn(*field, text, true)?,
+            Query::Prefix { field, text } => self.prefix_query(*field, text)?,
+            Query::Year { from, to } => self.year_range(*from, *to),
+            Query::Or(parts) => Box::new(BooleanQuery::new(
+                parts
+                    .iter()
+                    .map(|p| Ok((Occur::Should, self.compile(p)?)))
+                    .collect::<Result<Vec<_>, SearchError>>()?,
+            )),
+            Query::Not(inner) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, Box::new(AllQuery) as Box<dyn TQuery>),
+                (Occur::MustNot, self.compile(inner)?),
+            ])),
+            Query::And(parts) => {
+                let mut clauses = Vec::with_capacity(parts.len() + 1);
+                for p in parts {
+                    clauses.push(match p {
+                        Query::Not(inner) => (Occur::MustNot, self.compile(inner)?),
+                        other => (Occur::Must, self.compile(other)?),
+                    });
+                }
+                if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
+                    // Only exclusions: start from every record.
+                    clauses.push((Occur::Must, Box::new(AllQuery)));
+                }
+                Box::new(BooleanQuery::new(clauses))
             }
-            (Some(q), _) => Some(q),
-            (None, Some(key)) => Some(self.term(self.fields.isbn, &key)),
-            (None, None) => None,
         })
     }
 
-    /// `year:1999`, `year:1990-2000`, `year:-1950` or `year:2000-` (inclusive).
-    fn year_query(&self, range: &str) -> Result<Box<dyn Query>, SearchError> {
-        use std::ops::Bound;
-        let year = |s: &str| -> Result<Bound<Term>, SearchError> {
-            if s.is_empty() {
-                return Ok(Bound::Unbounded);
+    fn text_field(&self, field: QField) -> Field {
+        match field {
+            QField::All => self.fields.all,
+            QField::Title => self.fields.title,
+            QField::TitleReading => self.fields.title_reading,
+            QField::Author => self.fields.author,
+            QField::Subject => self.fields.subject,
+            QField::Publisher => self.fields.publisher,
+            QField::Isbn => self.fields.isbn,
+            QField::CallNumber => self.fields.call_number,
+        }
+    }
+
+    /// Text or a phrase; an ISBN field wants an ISBN, and a keyword that is
+    /// an ISBN also matches the ISBN field. Text with nothing searchable in
+    /// it (only punctuation) matches every record rather than none.
+    fn text_or_isbn(
+        &self,
+        field: QField,
+        body: &str,
+        phrase: bool,
+    ) -> Result<Box<dyn TQuery>, SearchError> {
+        if field == QField::Isbn {
+            return self.isbn_query(body);
+        }
+        if field == QField::CallNumber {
+            return self.prefix_query(field, body);
+        }
+        let f = self.text_field(field);
+        let text = if phrase {
+            self.phrase_query(f, body)
+        } else {
+            self.text_query(f, body)
+        };
+        Ok(match (text, isbn_key(body)) {
+            (Some(q), Some(key)) if field == QField::All => Box::new(BooleanQuery::new(vec![
+                (Occur::Should, q),
+                (Occur::Should, self.term(self.fields.isbn, &key)),
+            ])),
+            (Some(q), _) => q,
+            (None, Some(key)) => self.term(self.fields.isbn, &key),
+            (None, None) => Box::new(AllQuery),
+        })
+    }
+
+    /// A word prefix (`comput*`) or a call number prefix.
+    fn prefix_query(&self, field: QField, stem: &str) -> Result<Box<dyn TQuery>, SearchError> {
+        if field == QField::CallNumber {
+            let call = call_number_key(stem);
+            if call.is_empty() {
+                return Ok(Box::new(AllQuery));
             }
-            let y: i64 = s
-                .parse()
-                .map_err(|_| SearchError::Query(format!("year {s:?} is not a number")))?;
-            Ok(Bound::Included(Term::from_field_i64(self.fields.year, y)))
+            return Ok(self.prefix(self.fields.call_number, &call));
+        }
+        let norm = normalize(stem);
+        let is_word = !norm.is_empty()
+            && !norm.contains(' ')
+            && tokenize(&norm).iter().all(|t| t.kind == TokenKind::Word);
+        if is_word && field != QField::Isbn {
+            Ok(self.prefix(self.text_field(field), &norm))
+        } else {
+            // CJK text already matches anywhere inside a word.
+            self.text_or_isbn(field, stem, false)
+        }
+    }
+
+    /// Year of publication between two inclusive bounds.
+    fn year_range(&self, from: Option<i64>, to: Option<i64>) -> Box<dyn TQuery> {
+        use std::ops::Bound;
+        let bound = |y: Option<i64>| match y {
+            Some(y) => Bound::Included(Term::from_field_i64(self.fields.year, y)),
+            None => Bound::Unbounded,
         };
-        let (from, to) = match range.split_once('-') {
-            Some((a, b)) => (year(a.trim())?, year(b.trim())?),
-            None => (year(range.trim())?, year(range.trim())?),
-        };
-        Ok(Box::new(tantivy::query::RangeQuery::new(from, to)))
+        Box::new(tantivy::query::RangeQuery::new(bound(from), bound(to)))
     }
 
     /// Every term of `field` that starts with `prefix`.
-    fn prefix(&self, field: Field, prefix: &str) -> Box<dyn Query> {
+    fn prefix(&self, field: Field, prefix: &str) -> Box<dyn TQuery> {
         use std::ops::Bound;
         let end = format!("{prefix}\u{10FFFF}");
         Box::new(tantivy::query::RangeQuery::new(
@@ -669,24 +724,24 @@ impl SearchIndex {
         ))
     }
 
-    fn term(&self, field: Field, text: &str) -> Box<dyn Query> {
+    fn term(&self, field: Field, text: &str) -> Box<dyn TQuery> {
         Box::new(TermQuery::new(
             Term::from_field_text(field, text),
             IndexRecordOption::WithFreqsAndPositions,
         ))
     }
 
-    fn isbn_query(&self, body: &str) -> Result<Box<dyn Query>, SearchError> {
+    fn isbn_query(&self, body: &str) -> Result<Box<dyn TQuery>, SearchError> {
         let key = isbn_key(body)
             .ok_or_else(|| SearchError::Query(format!("{body:?} is not an ISBN or ISSN")))?;
         Ok(self.term(self.fields.isbn, &key))
     }
 
     /// Words must all occur; a CJK run is one unigram or a phrase of bigrams.
-    fn text_query(&self, field: Field, body: &str) -> Option<Box<dyn Query>> {
+    fn text_query(&self, field: Field, body: &str) -> Option<Box<dyn TQuery>> {
         let norm = normalize(body);
         let tokens = tokenize(&norm);
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = Vec::new();
         // CJK runs: unigrams at consecutive positions.
         let mut runs: Vec<Vec<&str>> = Vec::new();
         let mut last: Option<usize> = None;
@@ -704,7 +759,7 @@ impl SearchIndex {
             }
         }
         for run in runs {
-            let query: Box<dyn Query> = match run.as_slice() {
+            let query: Box<dyn TQuery> = match run.as_slice() {
                 [one] => self.term(field, &format!("u:{one}")),
                 [a, b] => self.term(field, &format!("b:{a}{b}")),
                 _ => {
@@ -729,6 +784,65 @@ impl SearchIndex {
             _ => Some(Box::new(BooleanQuery::new(clauses))),
         }
     }
+
+    /// Every word and character in this order: words and CJK bigrams (a
+    /// lone CJK character as its unigram) at the positions the tokenizer
+    /// gives them, so the phrase matches exactly where the text does.
+    fn phrase_query(&self, field: Field, body: &str) -> Option<Box<dyn TQuery>> {
+        let norm = normalize(body);
+        let tokens = tokenize(&norm);
+        let bigram_at: BTreeSet<usize> = tokens
+            .iter()
+            .filter(|t| t.kind == TokenKind::Bigram)
+            .map(|t| t.position)
+            .collect();
+        let mut terms: Vec<(usize, Term)> = Vec::new();
+        for t in &tokens {
+            let text = match t.kind {
+                TokenKind::Word => t.text.clone(),
+                TokenKind::Bigram => format!("b:{}", t.text),
+                TokenKind::Unigram
+                    if !bigram_at.contains(&t.position)
+                        && (t.position == 0 || !bigram_at.contains(&(t.position - 1))) =>
+                {
+                    format!("u:{}", t.text)
+                }
+                TokenKind::Unigram => continue,
+            };
+            terms.push((t.position, Term::from_field_text(field, &text)));
+        }
+        match terms.len() {
+            0 => None,
+            1 => Some(Box::new(TermQuery::new(
+                terms.remove(0).1,
+                IndexRecordOption::WithFreqsAndPositions,
+            ))),
+            _ => {
+                let first = terms[0].0;
+                let terms = terms.into_iter().map(|(p, t)| (p - first, t)).collect();
+                Some(Box::new(PhraseQuery::new_with_offset(terms)))
+            }
+        }
+    }
+}
+
+/// What an exact known-item title match compares: the normalised text
+/// without spaces or punctuation.
+fn title_key(text: &str) -> String {
+    normalize(text)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+/// The title proper: the title up to its subtitle or statement of
+/// responsibility (` : `, ` / `, ` = `).
+fn title_proper(title: &str) -> &str {
+    [" : ", " / ", " = ", " ; "]
+        .iter()
+        .filter_map(|sep| title.find(sep))
+        .min()
+        .map_or(title, |i| &title[..i])
 }
 
 /// A call number as indexed and queried: upper case, single spaces, no
@@ -746,32 +860,6 @@ fn call_number_key(s: &str) -> String {
 /// Hits in a sorted order carry no score.
 fn unscored<K>(docs: Vec<(K, tantivy::DocAddress)>) -> Vec<(f32, tantivy::DocAddress)> {
     docs.into_iter().map(|(_, a)| (0.0, a)).collect()
-}
-
-/// Splits a query into parts on spaces, keeping `"quoted phrases"` (and
-/// `field:"quoted phrases"`) whole.
-fn split_query(text: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            c if c.is_whitespace() && !quoted => {
-                if !cur.is_empty() {
-                    parts.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        parts.push(cur);
-    }
-    parts
 }
 
 /// The indexed form of an ISBN (any form, as ISBN-13) or ISSN (8 characters).

@@ -307,3 +307,115 @@ fn call_numbers_and_words_match_by_prefix() {
     assert_eq!(ids(&index, "comp*"), [1, 2].into());
     assert_eq!(ids(&index, "callno:Q"), BTreeSet::new());
 }
+
+fn doc(id: u64, title: &str, reading: &str, year: i32) -> IndexDoc {
+    IndexDoc {
+        id,
+        title: title.into(),
+        title_reading: reading.into(),
+        year: Some(year),
+        format: "book".into(),
+        ..Default::default()
+    }
+}
+
+fn ranked(index: &SearchIndex, query: &str) -> Vec<u64> {
+    index
+        .search(&SearchRequest {
+            query: query.into(),
+            limit: 10,
+            ..Default::default()
+        })
+        .expect("search")
+        .hits
+        .into_iter()
+        .map(|h| h.id)
+        .collect()
+}
+
+#[test]
+fn the_exact_title_ranks_first_for_a_known_item_search() {
+    // Many titles that contain the words, and the one whose title they are.
+    let mut docs: Vec<IndexDoc> = (1..=30)
+        .map(|i| {
+            doc(
+                i,
+                &format!("こころ と 夏目漱石 こころ 研究 第{i}集 : こころの読み方"),
+                "",
+                2000,
+            )
+        })
+        .collect();
+    docs.push(doc(99, "こころ / 夏目漱石 著", "ココロ", 1914));
+    docs.push(doc(
+        98,
+        "Pride and prejudice : a novel",
+        "Pride and prejudice",
+        1813,
+    ));
+    docs.push(doc(97, "Prejudice and pride in Victorian novels", "", 1990));
+    let index = index_of(&docs);
+    assert_eq!(ranked(&index, "こころ")[0], 99, "the title proper, exactly");
+    assert_eq!(ranked(&index, "ｺｺﾛ")[0], 99, "in half-width katakana");
+    assert_eq!(ranked(&index, "pride and prejudice")[0], 98);
+    assert_eq!(ranked(&index, "Pride and Prejudice : a novel")[0], 98);
+    // Fielded searches are not known-item searches, but still match.
+    assert!(ranked(&index, "title:こころ").contains(&99));
+}
+
+#[test]
+fn a_phrase_matches_its_words_in_order_only() {
+    let index = index_of(&[
+        doc(1, "Pride and prejudice", "", 1813),
+        doc(2, "Prejudice and pride", "", 1990),
+        doc(3, "日本の歴史と文化", "", 2001),
+        doc(4, "文化と歴史の日本", "", 2002),
+    ]);
+    assert_eq!(ids(&index, "\"pride and prejudice\""), BTreeSet::from([1]));
+    assert_eq!(ids(&index, "pride prejudice"), BTreeSet::from([1, 2]));
+    assert_eq!(ids(&index, "title:\"日本の歴史\""), BTreeSet::from([3]));
+    assert_eq!(ids(&index, "\"文化と歴史\""), BTreeSet::from([4]));
+    assert_eq!(
+        ids(&index, "\"文化 日本\""),
+        BTreeSet::new(),
+        "order counts"
+    );
+    assert_eq!(ids(&index, "歴史 文化"), BTreeSet::from([3, 4]));
+}
+
+#[test]
+fn decades_are_a_facet_and_a_filter_and_the_reading_is_searchable() {
+    let index = index_of(&[
+        doc(1, "源氏物語", "ゲンジ モノガタリ", 1995),
+        doc(2, "源氏物語の世界", "ゲンジ モノガタリ ノ セカイ", 1999),
+        doc(
+            3,
+            "源氏物語と平安京",
+            "ゲンジ モノガタリ ト ヘイアンキョウ",
+            2011,
+        ),
+    ]);
+    let page = index
+        .search(&SearchRequest {
+            query: "源氏".into(),
+            limit: 10,
+            facets: vec![Facet::Year],
+            ..Default::default()
+        })
+        .expect("search");
+    assert_eq!(
+        page.facets["year"],
+        vec![("2010-2019".to_owned(), 1), ("1990-1999".to_owned(), 2)]
+    );
+    let nineties = index
+        .search(&SearchRequest {
+            query: "源氏".into(),
+            limit: 10,
+            filters: vec![(Facet::Year, "1990-1999".into())],
+            ..Default::default()
+        })
+        .expect("search");
+    assert_eq!(nineties.total, 2);
+    assert_eq!(ids(&index, "reading:へいあんきょう"), BTreeSet::from([3]));
+    assert_eq!(ids(&index, "reading:ゲンジ"), BTreeSet::from([1, 2, 3]));
+}

@@ -589,6 +589,10 @@ async fn the_server_indexes_on_start_searches_japanese_and_rebuilds_a_deleted_in
         let first = search_json(&http, &server.base, "title:講談").await;
         assert_eq!(first["total"], 1, "{first}");
         assert_eq!(first["hits"][0]["title"], "伝統話芸・講談のすべて");
+        assert_eq!(
+            first["hits"][0]["highlights"]["title"],
+            "伝統話芸・<mark>講談</mark>のすべて"
+        );
         assert_eq!(first["facets"]["language"][0]["value"], "jpn");
         // Half-width katakana and old kanji forms find the same as their standard forms.
         let by_year: serde_json::Value = http
