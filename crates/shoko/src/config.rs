@@ -35,12 +35,17 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address to listen on; `--listen` overrides it.
     pub listen: String,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the
+    /// per-client search rate); requests from other addresses are taken at
+    /// their word of nothing.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -84,14 +89,46 @@ pub struct SearchConfig {
     /// (10–100,000). Smaller commits show progress sooner; larger ones
     /// build faster.
     pub index_batch: u64,
+    /// Searches running at once (1–1,024); default two per core.
+    pub max_concurrent: usize,
+    /// Searches that may wait for a turn (0–10,000); more get 503 at once.
+    /// Default four per core.
+    pub queue: usize,
+    /// Longest wait for a turn before 503, in milliseconds (1–10,000).
+    pub queue_wait_ms: u64,
+    /// Searches per second per client address (0: no limit); over it, 429.
+    pub per_client_per_second: u32,
+    /// Searches a client may make at once above its rate (1–10,000).
+    pub per_client_burst: u32,
 }
 
 impl Default for SearchConfig {
     fn default() -> SearchConfig {
+        let limits = shoko_web::Limits::for_this_machine();
         SearchConfig {
             writer_memory_mb: 64,
             refresh_interval_ms: 500,
             index_batch: 2000,
+            max_concurrent: limits.max_concurrent,
+            queue: limits.queue,
+            queue_wait_ms: limits.queue_wait.as_millis() as u64,
+            per_client_per_second: limits.per_client_per_second,
+            per_client_burst: limits.per_client_burst,
+        }
+    }
+}
+
+impl Config {
+    /// The search gate's limits, clamped to their safe ranges.
+    pub fn search_limits(&self) -> shoko_web::Limits {
+        let s = &self.search;
+        shoko_web::Limits {
+            max_concurrent: s.max_concurrent.clamp(1, 1024),
+            queue: s.queue.min(10_000),
+            queue_wait: std::time::Duration::from_millis(s.queue_wait_ms.clamp(1, 10_000)),
+            per_client_per_second: s.per_client_per_second,
+            per_client_burst: s.per_client_burst.clamp(1, 10_000),
+            trusted_proxies: self.server.trusted_proxies.clone(),
         }
     }
 }

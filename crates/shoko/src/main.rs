@@ -211,7 +211,13 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             let app = open_app(db, &data_dir, &config, IndexUse::Write).await?;
             let refresh =
                 Duration::from_millis(config.search.refresh_interval_ms.clamp(50, 60_000));
-            serve(app, listen.unwrap_or(config.server.listen.clone()), refresh).await?;
+            serve(
+                app,
+                listen.unwrap_or(config.server.listen.clone()),
+                refresh,
+                config.search_limits(),
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { listen } => {
@@ -236,7 +242,13 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             }
             let refresh =
                 Duration::from_millis(config.search.refresh_interval_ms.clamp(50, 60_000));
-            serve(app, listen.unwrap_or(config.server.listen.clone()), refresh).await?;
+            serve(
+                app,
+                listen.unwrap_or(config.server.listen.clone()),
+                refresh,
+                config.search_limits(),
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { format, files } => {
@@ -350,7 +362,12 @@ fn demo_config(data_dir: &Path, config: Config) -> anyhow::Result<Config> {
     Ok(Config::load(data_dir, std::env::vars())?)
 }
 
-async fn serve(app: App, listen: String, refresh: Duration) -> anyhow::Result<()> {
+async fn serve(
+    app: App,
+    listen: String,
+    refresh: Duration,
+    limits: shoko_web::Limits,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -365,7 +382,13 @@ async fn serve(app: App, listen: String, refresh: Duration) -> anyhow::Result<()
     tracing::info!(%addr, database = app.store.engine().name(), "Shoko is serving");
     eprintln!("Shoko is serving on http://{addr}/");
     let store = app.store.clone();
-    shoko_web::serve(app, listener, shutdown_signal()).await?;
+    tracing::info!(
+        max_concurrent = limits.max_concurrent,
+        queue = limits.queue,
+        per_client_per_second = limits.per_client_per_second,
+        "search admission limits"
+    );
+    shoko_web::serve(app, limits, listener, shutdown_signal()).await?;
     let _ = stop_indexer.send(true);
     let _ = indexer.await;
     store.close().await?;

@@ -750,3 +750,57 @@ async fn kill_9_while_the_index_catches_up_loses_no_change_and_a_corrupt_index_i
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_client_over_its_search_rate_gets_429_with_retry_after_and_health_counts_it() {
+    let s = Shoko::new(TestDb::sqlite());
+    assert!(
+        s.run(&["import", &marc("loc/loc_books2016_jpn300.mrc")])
+            .status
+            .success()
+    );
+    let mut cmd = s.command();
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SHOKO_SEARCH__PER_CLIENT_PER_SECOND", "1")
+        .env("SHOKO_SEARCH__PER_CLIENT_BURST", "2");
+    let server = start(cmd);
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let r = http
+            .get(format!("{}/api/v1/search", server.base))
+            .query(&[("q", "日本")])
+            .send()
+            .await
+            .expect("search");
+        if r.status() == 429 {
+            retry_after = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let body: serde_json::Value = r.json().await.expect("json");
+            assert_eq!(body["error"]["code"], "rate_limited");
+            statuses.push(429);
+        } else {
+            statuses.push(r.status().as_u16());
+        }
+    }
+    assert_eq!(&statuses[..2], &[200, 200], "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        retry_after.is_some_and(|s| (1..=2).contains(&s)),
+        "{retry_after:?}"
+    );
+    // Health is never rate-limited, and counts the refusals.
+    let h = health(&http, &server.base).await;
+    assert!(
+        h["search_admission"]["refused_rate"].as_u64() >= Some(1),
+        "{h}"
+    );
+    assert!(
+        h["search_admission"]["max_concurrent"].as_u64() >= Some(1),
+        "{h}"
+    );
+}
