@@ -582,6 +582,26 @@ impl SearchIndex {
         })
     }
 
+    /// The ids of every record the query matches, in no order: for exports
+    /// of a result set and for checking recall against a full scan.
+    pub fn matching_ids(&self, query: &str) -> Result<Vec<u64>, SearchError> {
+        let query = self.compile(&parse_query(query)?)?;
+        let searcher = self.reader.searcher();
+        let found = searcher.search(&query, &tantivy::collector::DocSetCollector)?;
+        let mut columns = Vec::with_capacity(searcher.segment_readers().len());
+        for segment in searcher.segment_readers() {
+            columns.push(segment.fast_fields().u64("id")?);
+        }
+        found
+            .into_iter()
+            .map(|addr| {
+                columns[addr.segment_ord as usize]
+                    .first(addr.doc_id)
+                    .ok_or_else(|| SearchError::Internal("a document without id".into()))
+            })
+            .collect()
+    }
+
     /// A facet value every hit must have; a decade is `1990-1999`.
     fn filter(&self, facet: Facet, value: &str) -> Result<Box<dyn TQuery>, SearchError> {
         let field = match facet {

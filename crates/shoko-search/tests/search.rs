@@ -93,6 +93,12 @@ fn every_japanese_title_substring_of_1_to_8_characters_finds_exactly_the_titles_
             .map(|(id, _, _)| *id)
             .collect();
         assert_eq!(ids(&index, &format!("title:{q}")), expected, "title:{q}");
+        let every: BTreeSet<u64> = index
+            .matching_ids(&format!("title:{q}"))
+            .expect("ids")
+            .into_iter()
+            .collect();
+        assert_eq!(every, expected, "matching_ids title:{q}");
     }
 }
 

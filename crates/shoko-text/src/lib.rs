@@ -14,4 +14,4 @@ mod tokenize;
 
 pub use highlight::highlight;
 pub use normalize::{normalize, sort_key};
-pub use tokenize::{Token, TokenKind, tokenize};
+pub use tokenize::{Token, TokenKind, is_cjk, tokenize};
