@@ -142,7 +142,7 @@ pub struct SearchHit {
 }
 
 /// Availability at one campus.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CampusAvailability {
     /// Campus code.
     pub campus: String,
@@ -172,6 +172,73 @@ pub struct FacetValue {
     pub count: u64,
 }
 
+/// What a hit shows, stored in the index beside the document so a page of
+/// hits is answered from the index alone.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct Display {
+    control_number: Option<String>,
+    title: String,
+    title_reading: String,
+    authors: Vec<String>,
+    subjects: Vec<String>,
+    year: Option<i32>,
+    availability: Vec<CampusAvailability>,
+}
+
+fn display_of(r: &RecordRow, items: &[&StoredItem]) -> Display {
+    let mut per_campus: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for i in items {
+        let e = per_campus.entry(i.campus.clone()).or_default();
+        e.1 += 1;
+        if i.status == "available" {
+            e.0 += 1;
+        }
+    }
+    Display {
+        control_number: r.control_number.clone(),
+        title: r.title.clone(),
+        title_reading: r.title_reading.clone(),
+        authors: r.authors.clone(),
+        subjects: r.subjects.clone(),
+        year: r.year,
+        availability: per_campus
+            .into_iter()
+            .map(|(campus, (available, total))| CampusAvailability {
+                campus,
+                available,
+                total,
+            })
+            .collect(),
+    }
+}
+
+/// A hit as the API shows it, with the query's matches marked.
+fn hit_of(id: i64, d: Display, marks: &[String]) -> SearchHit {
+    let mut highlights = BTreeMap::new();
+    if let Some(h) = shoko_text::highlight(&d.title, marks) {
+        highlights.insert("title".to_owned(), h);
+    }
+    for (name, list) in [("authors", &d.authors), ("subjects", &d.subjects)] {
+        let marked: Vec<String> = list
+            .iter()
+            .filter_map(|v| shoko_text::highlight(v, marks))
+            .collect();
+        if !marked.is_empty() {
+            highlights.insert(name.to_owned(), marked.join("; "));
+        }
+    }
+    SearchHit {
+        id,
+        control_number: d.control_number,
+        title: d.title,
+        title_reading: d.title_reading,
+        authors: d.authors,
+        year: d.year,
+        availability: d.availability,
+        highlights,
+    }
+}
+
 fn to_doc(r: &RecordRow, items: &[&StoredItem]) -> IndexDoc {
     let campuses: BTreeSet<String> = items.iter().map(|i| i.campus.clone()).collect();
     IndexDoc {
@@ -189,6 +256,7 @@ fn to_doc(r: &RecordRow, items: &[&StoredItem]) -> IndexDoc {
         campuses: campuses.into_iter().collect(),
         call_numbers: items.iter().filter_map(|i| i.call_number.clone()).collect(),
         available: items.iter().any(|i| i.status == "available"),
+        display: serde_json::to_string(&display_of(r, items)).ok(),
     }
 }
 
@@ -406,52 +474,38 @@ impl App {
         if let Ok(q) = shoko_search::parse_query(&req.query) {
             q.highlight_texts(&mut marks);
         }
-        let ids: Vec<i64> = result.hits.iter().map(|h| h.id as i64).collect();
-        let records = self.store.records_by_ids(&ids).await?;
-        let items = self.store.items_of_records(&ids).await?;
-        let by_id: HashMap<i64, &RecordRow> = records.iter().map(|r| (r.id, r)).collect();
-        let mut hits = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Some(r) = by_id.get(&id) else { continue };
-            let mut per_campus: BTreeMap<String, (u32, u32)> = BTreeMap::new();
-            for i in items.iter().filter(|i| i.record_id == id) {
-                let e = per_campus.entry(i.campus.clone()).or_default();
-                e.1 += 1;
-                if i.status == "available" {
-                    e.0 += 1;
+        // Hits come from the index; a document indexed before it carried its
+        // display (an index from an older release) is read from the database.
+        let mut shown: HashMap<i64, Display> = HashMap::new();
+        let mut missing = Vec::new();
+        for h in &result.hits {
+            match h
+                .display
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok())
+            {
+                Some(d) => {
+                    shown.insert(h.id as i64, d);
                 }
+                None => missing.push(h.id as i64),
             }
-            let mut highlights = BTreeMap::new();
-            if let Some(h) = shoko_text::highlight(&r.title, &marks) {
-                highlights.insert("title".to_owned(), h);
-            }
-            for (name, list) in [("authors", &r.authors), ("subjects", &r.subjects)] {
-                let marked: Vec<String> = list
-                    .iter()
-                    .filter_map(|v| shoko_text::highlight(v, &marks))
-                    .collect();
-                if !marked.is_empty() {
-                    highlights.insert(name.to_owned(), marked.join("; "));
-                }
-            }
-            hits.push(SearchHit {
-                highlights,
-                id,
-                control_number: r.control_number.clone(),
-                title: r.title.clone(),
-                title_reading: r.title_reading.clone(),
-                authors: r.authors.clone(),
-                year: r.year,
-                availability: per_campus
-                    .into_iter()
-                    .map(|(campus, (available, total))| CampusAvailability {
-                        campus,
-                        available,
-                        total,
-                    })
-                    .collect(),
-            });
         }
+        if !missing.is_empty() {
+            let records = self.store.records_by_ids(&missing).await?;
+            let items = self.store.items_of_records(&missing).await?;
+            for r in &records {
+                let mine: Vec<&StoredItem> = items.iter().filter(|i| i.record_id == r.id).collect();
+                shown.insert(r.id, display_of(r, &mine));
+            }
+        }
+        let hits = result
+            .hits
+            .iter()
+            .filter_map(|h| {
+                let id = h.id as i64;
+                shown.remove(&id).map(|d| hit_of(id, d, &marks))
+            })
+            .collect();
         let facets = result
             .facets
             .into_iter()

@@ -128,6 +128,10 @@ pub struct IndexDoc {
     pub call_numbers: Vec<String>,
     /// Whether any item is on the shelf.
     pub available: bool,
+    /// What a hit list shows of the record, stored as given (the caller's
+    /// JSON), so that a page of hits needs no database round trip. Kept
+    /// current like the rest of the document, through the outbox.
+    pub display: Option<String>,
 }
 
 /// Why the index could not do something.
@@ -148,6 +152,7 @@ pub enum SearchError {
 #[derive(Clone, Copy)]
 struct Fields {
     id: Field,
+    display: Field,
     all: Field,
     title: Field,
     title_reading: Field,
@@ -174,6 +179,7 @@ fn schema() -> (Schema, Fields) {
     );
     let fields = Fields {
         id: b.add_u64_field("id", INDEXED | STORED | FAST),
+        display: b.add_text_field("display", STORED),
         all: b.add_text_field("all", text.clone()),
         title: b.add_text_field("title", text.clone()),
         title_reading: b.add_text_field("title_reading", text.clone()),
@@ -296,6 +302,8 @@ pub struct Hit {
     pub id: u64,
     /// Relevance.
     pub score: f32,
+    /// The stored display payload, if the document has one.
+    pub display: Option<String>,
 }
 
 /// The answer to a search.
@@ -418,6 +426,9 @@ impl SearchIndex {
             doc.add_text(f.all, text);
         }
         doc.add_text(f.title_reading, &d.title_reading);
+        if let Some(display) = &d.display {
+            doc.add_text(f.display, display);
+        }
         let mut exact: BTreeSet<String> = BTreeSet::new();
         for t in [&d.title, &d.title_reading] {
             exact.insert(title_key(t));
@@ -573,7 +584,11 @@ impl SearchIndex {
                 .get_first(self.fields.id)
                 .and_then(|v| v.as_u64())
                 .ok_or_else(|| SearchError::Internal("a document without id".into()))?;
-            hits.push(Hit { id, score });
+            let display = doc
+                .get_first(self.fields.display)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            hits.push(Hit { id, score, display });
         }
         Ok(SearchResult {
             total,

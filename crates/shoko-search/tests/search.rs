@@ -31,6 +31,7 @@ fn docs(file: &str, first_id: u64) -> Vec<IndexDoc> {
                 campuses: vec![["HONGO", "KOMABA", "KASHIWA"][i % 3].into()],
                 call_numbers: Vec::new(),
                 available: i % 4 != 0,
+                display: None,
             }
         })
         .collect()
