@@ -263,7 +263,7 @@ fn to_doc(r: &RecordRow, items: &[&StoredItem]) -> IndexDoc {
 impl App {
     /// Documents for these records; `None` for a record that no longer exists.
     async fn docs_for(&self, ids: &[i64]) -> Result<Vec<(u64, Option<IndexDoc>)>, IndexError> {
-        let records = self.store.records_by_ids(ids).await?;
+        let records = self.store.record_summaries(ids).await?;
         let items = self.store.items_of_records(ids).await?;
         let mut by_record: HashMap<i64, Vec<&StoredItem>> = HashMap::new();
         for i in &items {
@@ -290,8 +290,8 @@ impl App {
             && index.num_docs() == 0
             && let Some((head, _)) = self.store.outbox_head().await?
         {
-            self.build_into(&index, head, &|_| {}).await?;
-            self.search.applied.send_replace(head);
+            // A new or lost index: build it whole, beside, and swap it in.
+            self.rebuild(&|_| {}).await?;
             return Ok(head as u64);
         }
         let mut total = 0;
@@ -325,25 +325,36 @@ impl App {
     ) -> Result<u64, IndexError> {
         let (mut after, mut n) = (0, 0u64);
         loop {
-            let page = self.store.records_after(after, self.search.batch).await?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            let ids: Vec<i64> = page.iter().map(|r| r.id).collect();
+            let ids = self
+                .store
+                .record_ids_after(after, self.search.batch)
+                .await?;
+            let Some(&last) = ids.last() else { break };
+            after = last;
             let changes = self.docs_for(&ids).await?;
             n += changes.len() as u64;
-            // Intermediate commits carry the old position, so a crash mid-build
-            // restarts the build rather than trusting a partial index.
-            index.apply(changes, 0)?;
+            // One commit at the end: a crash mid-build leaves no position,
+            // so the build starts again rather than trusting a partial index.
+            index.stage(changes)?;
             tracing::info!(records = n, "search index: records indexed");
             progress(n);
         }
-        index.apply(Vec::new(), head)?;
+        index.commit(head)?;
         Ok(n)
     }
 
     /// Rebuilds the index from the database beside the current one, then
     /// swaps it in; searches use the old index until the swap.
     pub async fn reindex(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64, IndexError> {
+        let n = self.rebuild(progress).await?;
+        // Changes made while the rebuild ran are in the outbox after its head.
+        self.index_catch_up().await?;
+        Ok(n)
+    }
+
+    /// Builds a whole index beside the current one, compacts it to one
+    /// segment, and swaps it in.
+    async fn rebuild(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64, IndexError> {
         let head = self.store.outbox_head().await?.map_or(0, |h| h.0);
         let handle = &self.search;
         let fresh = match &handle.dir {
@@ -353,10 +364,11 @@ impl App {
                 if building.exists() {
                     std::fs::remove_dir_all(&building)?;
                 }
-                SearchIndex::open(&building, handle.memory)?
+                SearchIndex::open_for_build(&building, handle.memory)?
             }
         };
         let n = self.build_into(&fresh, head, progress).await?;
+        let fresh = fresh.compact()?;
         match &handle.dir {
             None => {
                 if let Ok(mut cur) = handle.current.write() {
@@ -379,8 +391,6 @@ impl App {
             }
         }
         handle.applied.send_replace(head);
-        // Changes made while the rebuild ran are in the outbox after `head`.
-        self.index_catch_up().await?;
         Ok(n)
     }
 
@@ -491,7 +501,7 @@ impl App {
             }
         }
         if !missing.is_empty() {
-            let records = self.store.records_by_ids(&missing).await?;
+            let records = self.store.record_summaries(&missing).await?;
             let items = self.store.items_of_records(&missing).await?;
             for r in &records {
                 let mine: Vec<&StoredItem> = items.iter().filter(|i| i.record_id == r.id).collect();

@@ -58,7 +58,8 @@ enum Command {
         #[arg(long)]
         sqlite: Option<PathBuf>,
     },
-    /// Closed-loop load: `shoko=http://…`, `postgres=postgres://…` or `sqlite=FILE`.
+    /// Closed-loop load: `shoko=http://…`, `postgres=postgres://…`,
+    /// `sqlite=FILE`, or `index=DIR` (Shoko's index in this process, no HTTP).
     Load {
         /// What to load.
         #[arg(long)]
@@ -471,6 +472,8 @@ fn read_queries(path: &Path) -> anyhow::Result<Vec<BenchQuery>> {
 #[derive(Clone)]
 enum Target {
     Shoko(reqwest::Client, String),
+    /// The index in this process: what a search costs without HTTP.
+    Index(Arc<shoko_search::SearchIndex>),
     Sql(DatabaseConnection, DbBackend),
 }
 
@@ -566,6 +569,9 @@ impl Target {
                     .build()?,
                 rest.trim_end_matches('/').to_owned(),
             ),
+            "index" => Target::Index(Arc::new(shoko_search::SearchIndex::open_read_only(
+                Path::new(rest),
+            )?)),
             "postgres" => Target::Sql(connect(rest, pool).await?, DbBackend::Postgres),
             "sqlite" => Target::Sql(
                 connect(&format!("sqlite://{rest}?mode=ro"), pool).await?,
@@ -593,6 +599,22 @@ impl Target {
                 let status = r.status().as_u16();
                 let _ = r.bytes().await?;
                 Ok(status)
+            }
+            Target::Index(index) => {
+                let index = Arc::clone(index);
+                let request = shoko_search::SearchRequest {
+                    query: shoko_query(q),
+                    limit: 20,
+                    facets: vec![
+                        shoko_search::Facet::Language,
+                        shoko_search::Facet::Format,
+                        shoko_search::Facet::Year,
+                    ],
+                    ..Default::default()
+                };
+                let found = tokio::task::spawn_blocking(move || index.search(&request)).await??;
+                std::hint::black_box(found.total);
+                Ok(200)
             }
             Target::Sql(db, backend) => {
                 let (sql, param) = sql_for(q, *backend);
@@ -802,11 +824,20 @@ async fn recall(database: &str, index: &Path, n: usize) -> anyhow::Result<()> {
             }
         }
     }
-    let fragments: Vec<String> = fragments.into_iter().collect();
+    // The same number of each length, 1 to 8 characters (or all there are).
     let mut rng = Rng(11);
     let mut sample = BTreeSet::new();
-    while sample.len() < n.min(fragments.len()) {
-        sample.insert(fragments[rng.below(fragments.len())].clone());
+    for len in 1..=8 {
+        let of_len: Vec<&String> = fragments
+            .iter()
+            .filter(|f| f.chars().count() == len)
+            .collect();
+        let want = (n / 8).min(of_len.len());
+        let mut picked = BTreeSet::new();
+        while picked.len() < want {
+            picked.insert(of_len[rng.below(of_len.len())].clone());
+        }
+        sample.extend(picked);
     }
     let by_len = |len: usize| sample.iter().filter(|q| q.chars().count() == len).count();
     let (mut checked, mut missing, mut extra, mut hits) = (0u64, 0u64, 0u64, 0u64);

@@ -10,6 +10,7 @@
 //! The index remembers how far it has applied the catalogue outbox in its own
 //! commit payload, so index contents and progress always commit together.
 
+mod facets;
 mod query;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,8 +23,6 @@ pub use query::{Field as QueryField, Query, parse as parse_query};
 use serde::Serialize;
 use shoko_domain::{Isbn, Issn};
 use shoko_text::{TokenKind, normalize, tokenize};
-use tantivy::aggregation::AggregationCollector;
-use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, Occur, PhraseQuery, Query as TQuery, TermQuery,
@@ -199,6 +198,15 @@ fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
+/// Stored documents in small blocks: a hit list reads twenty documents
+/// from anywhere in the index, and each read decompresses its whole block.
+fn index_settings() -> tantivy::IndexSettings {
+    tantivy::IndexSettings {
+        docstore_blocksize: 2048,
+        ..Default::default()
+    }
+}
+
 /// A facet the search can count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Facet {
@@ -325,6 +333,10 @@ pub struct SearchIndex {
     /// server, which holds the one writer Tantivy allows).
     writer: Option<Mutex<IndexWriter>>,
     fields: Fields,
+    /// The writer's memory budget.
+    memory: usize,
+    /// Facet columns, opened once per index generation.
+    facet_columns: facets::FacetColumns,
 }
 
 impl SearchIndex {
@@ -336,8 +348,36 @@ impl SearchIndex {
         let directory = tantivy::directory::MmapDirectory::open(dir).map_err(|e| {
             SearchError::Internal(format!("index directory {}: {e}", dir.display()))
         })?;
-        let index = Index::open_or_create(directory, schema)?;
+        let index = Index::builder()
+            .schema(schema)
+            .settings(index_settings())
+            .open_or_create(directory)?;
         Self::with_index(index, fields, Some(writer_memory))
+    }
+
+    /// Opens a new index for a full build: its writer uses every core (up to
+    /// four), since nothing searches it yet. [`SearchIndex::compact`] turns
+    /// it into a serving index.
+    pub fn open_for_build(dir: &Path, writer_memory: usize) -> Result<SearchIndex, SearchError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let (schema, fields) = schema();
+        std::fs::create_dir_all(dir).map_err(|e| SearchError::Index(e.into()))?;
+        let directory = tantivy::directory::MmapDirectory::open(dir).map_err(|e| {
+            SearchError::Internal(format!("index directory {}: {e}", dir.display()))
+        })?;
+        let index = Index::builder()
+            .schema(schema)
+            .settings(index_settings())
+            .open_or_create(directory)?;
+        let mut built = Self::with_index(index, fields, None)?;
+        let memory = writer_memory.max(15_000_000);
+        built.writer = Some(Mutex::new(
+            built
+                .index
+                .writer_with_num_threads(threads, memory * threads)?,
+        ));
+        built.memory = memory;
+        Ok(built)
     }
 
     /// Opens an existing index for searching only.
@@ -350,7 +390,11 @@ impl SearchIndex {
     /// An index in memory, for tests.
     pub fn in_memory() -> Result<SearchIndex, SearchError> {
         let (schema, fields) = schema();
-        Self::with_index(Index::create_in_ram(schema), fields, Some(15_000_000))
+        let index = Index::builder()
+            .schema(schema)
+            .settings(index_settings())
+            .create_in_ram()?;
+        Self::with_index(index, fields, Some(15_000_000))
     }
 
     fn with_index(
@@ -375,6 +419,8 @@ impl SearchIndex {
             reader,
             writer,
             fields,
+            memory: memory.unwrap_or(15_000_000).max(15_000_000),
+            facet_columns: facets::FacetColumns::default(),
         })
     }
 
@@ -391,25 +437,73 @@ impl SearchIndex {
         changes: Vec<(u64, Option<IndexDoc>)>,
         outbox_id: i64,
     ) -> Result<(), SearchError> {
-        let f = self.fields;
-        let mut writer = self
-            .writer
+        self.stage(changes)?;
+        self.commit(outbox_id)
+    }
+
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, IndexWriter>, SearchError> {
+        self.writer
             .as_ref()
             .ok_or_else(|| SearchError::Internal("the index is open read-only".into()))?
             .lock()
-            .map_err(|_| SearchError::Internal("index writer poisoned by a panic".into()))?;
+            .map_err(|_| SearchError::Internal("index writer poisoned by a panic".into()))
+    }
+
+    /// Replaces or deletes documents without committing: invisible, and
+    /// lost in a crash, until [`SearchIndex::commit`].
+    pub fn stage(&self, changes: Vec<(u64, Option<IndexDoc>)>) -> Result<(), SearchError> {
+        let f = self.fields;
+        let writer = self.writer()?;
         for (id, doc) in changes {
             writer.delete_term(Term::from_field_u64(f.id, id));
             if let Some(d) = doc {
                 writer.add_document(self.document(&d))?;
             }
         }
+        Ok(())
+    }
+
+    /// Commits what was staged, with the outbox position reached, and makes
+    /// it visible to searches.
+    pub fn commit(&self, outbox_id: i64) -> Result<(), SearchError> {
+        let mut writer = self.writer()?;
         let mut commit = writer.prepare_commit()?;
         commit.set_payload(&outbox_id.to_string());
         commit.commit()?;
         drop(writer);
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// Finishes a full build: waits for background merges, merges every
+    /// segment into one (each search then visits one segment instead of
+    /// dozens), and reopens the writer. Later changes add small segments
+    /// that the merge policy folds in as usual.
+    pub fn compact(self) -> Result<SearchIndex, SearchError> {
+        let SearchIndex {
+            index,
+            reader,
+            writer,
+            fields,
+            memory,
+            ..
+        } = self;
+        drop(reader);
+        let Some(writer) = writer else {
+            return Err(SearchError::Internal("the index is open read-only".into()));
+        };
+        let writer = writer
+            .into_inner()
+            .map_err(|_| SearchError::Internal("index writer poisoned by a panic".into()))?;
+        writer.wait_merging_threads()?;
+        let mut writer: IndexWriter = index.writer_with_num_threads(1, memory)?;
+        writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+        let ids = index.searchable_segment_ids()?;
+        if ids.len() > 1 {
+            writer.merge(&ids).wait()?;
+        }
+        writer.wait_merging_threads()?;
+        Self::with_index(index, fields, Some(memory))
     }
 
     fn document(&self, d: &IndexDoc) -> TantivyDocument {
@@ -516,67 +610,51 @@ impl SearchIndex {
         let query = BooleanQuery::new(clauses);
         let limit = req.limit.clamp(1, 1000);
         let top = TopDocs::with_limit(limit).and_offset(req.offset);
-        let docs: Vec<(f32, tantivy::DocAddress)> = match req.sort {
-            Sort::Relevance => searcher.search(&query, &top.order_by_score())?,
-            Sort::Title => unscored(searcher.search(
+        let counter = if req.facets.is_empty() {
+            None
+        } else {
+            Some(self.facet_columns.collector(&searcher, &req.facets)?)
+        };
+        // Hits, total and facets in one pass over the matches.
+        let (docs, total, counted) = match req.sort {
+            Sort::Relevance => one_pass(&searcher, &query, top.order_by_score(), counter)?,
+            Sort::Title => unscored(one_pass(
+                &searcher,
                 &query,
-                &top.order_by_string_fast_field("title_sort", Order::Asc),
+                top.order_by_string_fast_field("title_sort", Order::Asc),
+                counter,
             )?),
-            Sort::YearDesc => unscored(
-                searcher.search(&query, &top.order_by_fast_field::<i64>("year", Order::Desc))?,
-            ),
-            Sort::YearAsc => unscored(
-                searcher.search(&query, &top.order_by_fast_field::<i64>("year", Order::Asc))?,
-            ),
+            Sort::YearDesc => unscored(one_pass(
+                &searcher,
+                &query,
+                top.order_by_fast_field::<i64>("year", Order::Desc),
+                counter,
+            )?),
+            Sort::YearAsc => unscored(one_pass(
+                &searcher,
+                &query,
+                top.order_by_fast_field::<i64>("year", Order::Asc),
+                counter,
+            )?),
         };
         let mut facets = BTreeMap::new();
-        let total = if req.facets.is_empty() {
-            searcher.search(&query, &Count)?
-        } else {
-            let mut aggs = serde_json::Map::new();
-            for f in &req.facets {
-                let agg = match f {
-                    Facet::Year => serde_json::json!({
-                        "histogram": { "field": "year", "interval": 10.0, "min_doc_count": 1 }
-                    }),
-                    _ => serde_json::json!({ "terms": { "field": f.name(), "size": 100 } }),
-                };
-                aggs.insert(f.name().into(), agg);
+        for (facet, values) in counted.unwrap_or_default() {
+            let mut values: Vec<(String, u64)> = values.into_iter().collect();
+            if facet == Facet::Year {
+                // Newest decade first.
+                values.sort_by_key(|(decade, _)| {
+                    std::cmp::Reverse(decade.split('-').next().and_then(|y| y.parse::<i64>().ok()))
+                });
+            } else {
+                // Most frequent first, then by value.
+                values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                values.truncate(100);
             }
-            let aggs: Aggregations = serde_json::from_value(serde_json::Value::Object(aggs))
-                .map_err(|e| SearchError::Internal(e.to_string()))?;
-            let collector = AggregationCollector::from_aggs(aggs, Default::default());
-            let (total, agg) = searcher.search(&query, &(Count, collector))?;
-            let agg =
-                serde_json::to_value(agg).map_err(|e| SearchError::Internal(e.to_string()))?;
-            for f in &req.facets {
-                let buckets = agg[f.name()]["buckets"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let mut values: Vec<(String, u64)> = buckets
-                    .iter()
-                    .filter_map(|b| {
-                        let count = b["doc_count"].as_u64()?;
-                        let key = match f {
-                            Facet::Year => {
-                                let from = b["key"].as_f64()? as i64;
-                                format!("{from}-{}", from + 9)
-                            }
-                            _ => b["key"].as_str()?.to_owned(),
-                        };
-                        Some((key, count))
-                    })
-                    .filter(|(_, count)| *count > 0)
-                    .collect();
-                if *f == Facet::Year {
-                    // Newest decade first.
-                    values.reverse();
-                }
-                facets.insert(f.name().to_owned(), values);
-            }
-            total
-        };
+            facets.insert(facet.name().to_owned(), values);
+        }
+        for f in &req.facets {
+            facets.entry(f.name().to_owned()).or_default();
+        }
         let mut hits = Vec::with_capacity(docs.len());
         for (score, addr) in docs {
             let doc: TantivyDocument = searcher.doc(addr)?;
@@ -893,8 +971,36 @@ fn call_number_key(s: &str) -> String {
 }
 
 /// Hits in a sorted order carry no score.
-fn unscored<K>(docs: Vec<(K, tantivy::DocAddress)>) -> Vec<(f32, tantivy::DocAddress)> {
-    docs.into_iter().map(|(_, a)| (0.0, a)).collect()
+fn unscored<K, R>(
+    (docs, total, agg): (Vec<(K, tantivy::DocAddress)>, usize, R),
+) -> (Vec<(f32, tantivy::DocAddress)>, usize, R) {
+    (
+        docs.into_iter().map(|(_, a)| (0.0, a)).collect(),
+        total,
+        agg,
+    )
+}
+
+/// The top hits, the count and (when asked) the facets, in one pass.
+fn one_pass<C>(
+    searcher: &tantivy::Searcher,
+    query: &dyn TQuery,
+    top: C,
+    counter: Option<facets::FacetCollector>,
+) -> Result<(C::Fruit, usize, Option<facets::FacetFruit>), SearchError>
+where
+    C: tantivy::collector::Collector,
+{
+    Ok(match counter {
+        Some(counter) => {
+            let (docs, total, counted) = searcher.search(query, &(top, Count, counter))?;
+            (docs, total, Some(counted))
+        }
+        None => {
+            let (docs, total) = searcher.search(query, &(top, Count))?;
+            (docs, total, None)
+        }
+    })
 }
 
 /// The indexed form of an ISBN (any form, as ISBN-13) or ISSN (8 characters).

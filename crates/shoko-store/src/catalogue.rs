@@ -233,8 +233,39 @@ fn full_row(id: i64, row: Vec<Value>, now: i64, out: &mut Vec<Value>) {
     out.extend([now.into(), now.into(), 1i64.into()]);
 }
 
+/// Every record column but the MARC record: what indexing and hit lists read.
+const SUMMARY_COLUMNS: [&str; 17] = [
+    "id",
+    "match_control",
+    "match_system",
+    "control_number",
+    "title",
+    "title_reading",
+    "authors",
+    "subjects",
+    "isbns",
+    "issns",
+    "publisher",
+    "year",
+    "language",
+    "format",
+    "created_at",
+    "updated_at",
+    "version",
+];
+
 fn row_to_record(row: &QueryResult) -> Result<RecordRow, StoreError> {
+    record_from(row, true)
+}
+
+fn row_to_summary(row: &QueryResult) -> Result<RecordRow, StoreError> {
+    record_from(row, false)
+}
+
+/// A record from `RECORD_COLUMNS` (with the MARC record) or `SUMMARY_COLUMNS`.
+fn record_from(row: &QueryResult, with_marc: bool) -> Result<RecordRow, StoreError> {
     let id: i64 = col(row, 0)?;
+    let after = if with_marc { 15 } else { 14 };
     Ok(RecordRow {
         id,
         control_number: col(row, 3)?,
@@ -248,10 +279,10 @@ fn row_to_record(row: &QueryResult) -> Result<RecordRow, StoreError> {
         year: col(row, 11)?,
         language: col(row, 12)?,
         format: col(row, 13)?,
-        marc: col(row, 14)?,
-        created_at: col(row, 15)?,
-        updated_at: col(row, 16)?,
-        version: col(row, 17)?,
+        marc: if with_marc { col(row, 14)? } else { Vec::new() },
+        created_at: col(row, after)?,
+        updated_at: col(row, after + 1)?,
+        version: col(row, after + 2)?,
     })
 }
 
@@ -584,6 +615,19 @@ impl Store {
             .await
     }
 
+    /// Record ids in order after `after`, at most `limit`: the rebuild's cursor.
+    pub async fn record_ids_after(&self, after: i64, limit: u64) -> Result<Vec<i64>, StoreError> {
+        self.select_where(
+            "records",
+            &["id"],
+            Expr::col("id").gt(after),
+            "id",
+            Some(limit),
+            |r| col(r, 0),
+        )
+        .await
+    }
+
     /// The items of a record, by barcode.
     pub async fn items_of(&self, record_id: i64) -> Result<Vec<StoredItem>, StoreError> {
         self.select_where(
@@ -603,6 +647,13 @@ impl Store {
         record_ids: &[i64],
     ) -> Result<Vec<StoredItem>, StoreError> {
         self.select_in("items", &ITEM_COLUMNS, "record_id", record_ids, row_to_item)
+            .await
+    }
+
+    /// Records by id without their MARC records (empty `marc`): for the
+    /// indexer, which needs only the derived fields.
+    pub async fn record_summaries(&self, ids: &[i64]) -> Result<Vec<RecordRow>, StoreError> {
+        self.select_in("records", &SUMMARY_COLUMNS, "id", ids, row_to_summary)
             .await
     }
 

@@ -4,19 +4,31 @@
 //! `圖書` in a title written with old kanji.
 
 use crate::normalize;
+use crate::normalize::fold_ascii;
 
 /// The text, HTML-escaped, with every place a query part matched wrapped in
 /// `<mark>…</mark>`; `None` when nothing matched. Parts are split on spaces;
 /// each piece is found anywhere (a word piece also inside a longer word, as
 /// prefixes do).
 pub fn highlight(text: &str, queries: &[String]) -> Option<String> {
+    if queries.is_empty() {
+        return None;
+    }
     // The normalised text, one piece per original character, and where each
     // normalised character came from.
     let mut norm: Vec<char> = Vec::new();
     let mut origin: Vec<usize> = Vec::new();
     let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut buf = [0u8; 4];
     for (k, (_, c)) in chars.iter().enumerate() {
-        let n = normalize(&c.to_string());
+        if c.is_ascii() {
+            // What `normalize` does to an ASCII character, without its cost.
+            let n = fold_ascii(*c);
+            norm.push(n);
+            origin.push(k);
+            continue;
+        }
+        let n = normalize(c.encode_utf8(&mut buf));
         if n.is_empty() {
             norm.push(' ');
             origin.push(k);

@@ -30,6 +30,43 @@ fn is_separator(c: char) -> bool {
 ///    the JIS Z 8301 spelling variation.
 /// 8. Punctuation becomes a single space; spaces are collapsed and trimmed.
 pub fn normalize(text: &str) -> String {
+    if text.is_ascii() {
+        normalize_ascii(text)
+    } else {
+        normalize_any(text)
+    }
+}
+
+/// One ASCII character as [`normalize`] leaves it inside a text: lower
+/// case, or a space for a separator.
+pub(crate) fn fold_ascii(c: char) -> char {
+    if is_separator(c) {
+        ' '
+    } else {
+        c.to_ascii_lowercase()
+    }
+}
+
+/// [`normalize`] for ASCII text (most Latin catalogue data), where only
+/// case and punctuation have anything to fold.
+fn normalize_ascii(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    for c in text.chars() {
+        if is_separator(c) {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            pending_space = false;
+        }
+        out.push(fold_ascii(c));
+    }
+    out
+}
+
+fn normalize_any(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut pending_space = false;
     // NFKD separates Latin marks from their letters; drop them, keep the
@@ -109,6 +146,13 @@ pub fn sort_key(reading: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn the_ascii_shortcut_gives_what_the_full_path_gives(text in "[ -~\t\n\x0b\x0c\r\x01]{0,40}") {
+            proptest::prop_assert_eq!(normalize_ascii(&text), normalize_any(&text));
+        }
+    }
 
     #[test]
     fn width_case_and_diacritics_fold() {
