@@ -48,11 +48,15 @@ impl SearchHandle {
     /// Opens the index in `dir` (a new one in memory when `None`). A missing
     /// directory gives an empty index; one that cannot be opened is moved
     /// aside and replaced by an empty one, which the next catch-up rebuilds.
+    /// An index whose writer another process holds is left alone
+    /// ([`SearchError::InUse`]).
     pub fn open(dir: Option<&Path>, memory: usize) -> Result<SearchHandle, IndexError> {
         let index = match dir {
             None => SearchIndex::in_memory()?,
             Some(d) => match SearchIndex::open(d, memory) {
                 Ok(i) => i,
+                // Held by a running server: not ours to touch.
+                Err(SearchError::InUse) => return Err(SearchError::InUse.into()),
                 Err(e) => {
                     let aside = d.with_extension(format!("corrupt-{}", std::process::id()));
                     tracing::error!(error = %e, dir = %d.display(), aside = %aside.display(),
@@ -117,6 +121,11 @@ pub struct IndexStatus {
     pub documents: u64,
     /// The last indexing failure, if the latest attempt failed.
     pub last_error: Option<String>,
+}
+
+/// Where `shoko reindex` leaves an index for a running server to swap in.
+fn next_dir(index_dir: &Path) -> PathBuf {
+    index_dir.with_extension("next")
 }
 
 /// One hit as the API shows it.
@@ -355,43 +364,103 @@ impl App {
     /// Builds a whole index beside the current one, compacts it to one
     /// segment, and swaps it in.
     async fn rebuild(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64, IndexError> {
-        let head = self.store.outbox_head().await?.map_or(0, |h| h.0);
         let handle = &self.search;
-        let fresh = match &handle.dir {
-            None => SearchIndex::in_memory()?,
-            Some(d) => {
-                let building = d.with_extension("building");
-                if building.exists() {
-                    std::fs::remove_dir_all(&building)?;
-                }
-                SearchIndex::open_for_build(&building, handle.memory)?
-            }
-        };
-        let n = self.build_into(&fresh, head, progress).await?;
-        let fresh = fresh.compact()?;
         match &handle.dir {
             None => {
+                let head = self.store.outbox_head().await?.map_or(0, |h| h.0);
+                let fresh = SearchIndex::in_memory()?;
+                let n = self.build_into(&fresh, head, progress).await?;
+                let fresh = fresh.compact()?;
                 if let Ok(mut cur) = handle.current.write() {
                     *cur = Arc::new(fresh);
                 }
+                handle.applied.send_replace(head);
+                Ok(n)
             }
             Some(d) => {
-                drop(fresh);
                 let building = d.with_extension("building");
-                let old = d.with_extension("old");
-                let mut cur = handle.current.write().unwrap_or_else(|p| p.into_inner());
-                if old.exists() {
-                    std::fs::remove_dir_all(&old)?;
-                }
-                std::fs::rename(d, &old)?;
-                std::fs::rename(&building, d)?;
-                *cur = Arc::new(SearchIndex::open(d, handle.memory)?);
-                drop(cur);
-                std::fs::remove_dir_all(&old)?;
+                let n = self.build_at(&building, progress).await?;
+                self.swap_in(&building)?;
+                Ok(n)
             }
         }
-        handle.applied.send_replace(head);
+    }
+
+    /// Builds a whole index from the database in `dir` (replacing whatever
+    /// is there) and compacts it; returns how many records it holds.
+    async fn build_at(
+        &self,
+        dir: &Path,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<u64, IndexError> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        let head = self.store.outbox_head().await?.map_or(0, |h| h.0);
+        let fresh = SearchIndex::open_for_build(dir, self.search.memory)?;
+        let n = self.build_into(&fresh, head, progress).await?;
+        drop(fresh.compact()?);
         Ok(n)
+    }
+
+    /// Builds a new index for the server that holds `index_dir`, and leaves
+    /// it beside as `index.next`; the server swaps it in at its next indexer
+    /// round, searches using the old index until then. For `shoko reindex`
+    /// while `shoko serve` runs.
+    pub async fn build_for_running_server(
+        &self,
+        index_dir: &Path,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<u64, IndexError> {
+        let building = index_dir.with_extension("building-cli");
+        let n = self.build_at(&building, progress).await?;
+        let next = next_dir(index_dir);
+        if next.exists() {
+            std::fs::remove_dir_all(&next)?;
+        }
+        std::fs::rename(&building, &next)?;
+        Ok(n)
+    }
+
+    /// Replaces the current index by the finished one in `ready`: searches
+    /// move to it at once, and the old one is removed.
+    fn swap_in(&self, ready: &Path) -> Result<(), IndexError> {
+        let handle = &self.search;
+        let Some(d) = &handle.dir else {
+            return Ok(());
+        };
+        let old = d.with_extension("old");
+        let mut cur = handle.current.write().unwrap_or_else(|p| p.into_inner());
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        if d.exists() {
+            std::fs::rename(d, &old)?;
+        }
+        std::fs::rename(ready, d)?;
+        let index = SearchIndex::open(d, handle.memory)?;
+        let applied = index.applied_outbox_id()?;
+        *cur = Arc::new(index);
+        drop(cur);
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        handle.applied.send_replace(applied);
+        Ok(())
+    }
+
+    /// Swaps in an index that `shoko reindex` built beside this server, if any.
+    fn take_next_index(&self) -> Result<bool, IndexError> {
+        let Some(d) = &self.search.dir else {
+            return Ok(false);
+        };
+        let next = next_dir(d);
+        if !next.exists() {
+            return Ok(false);
+        }
+        self.swap_in(&next)?;
+        tracing::info!("swapped in the index built by `shoko reindex`");
+        Ok(true)
     }
 
     /// Waits until searches see every change up to outbox row `outbox_id`,
@@ -447,7 +516,10 @@ impl App {
     /// success (a record that cannot be indexed holds the index back, and
     /// health names it, until the record is repaired).
     pub async fn index_round(&self) {
-        let outcome = self.index_catch_up().await;
+        let outcome = match self.take_next_index() {
+            Ok(_) => self.index_catch_up().await,
+            Err(e) => Err(e),
+        };
         let mut last = self
             .search
             .last_error

@@ -145,6 +145,19 @@ pub enum SearchError {
     /// Something inside the index went wrong (the operator's to look at).
     #[error("search index: {0}")]
     Internal(String),
+    /// Another process holds the index's writer (a running server).
+    #[error("the search index is in use by another process (a running `shoko serve`?)")]
+    InUse,
+}
+
+impl SearchError {
+    /// Tantivy's refusal of a second writer becomes [`SearchError::InUse`].
+    fn from_open(e: tantivy::TantivyError) -> SearchError {
+        match e {
+            tantivy::TantivyError::LockFailure(..) => SearchError::InUse,
+            other => SearchError::Index(other),
+        }
+    }
 }
 
 /// The fields of the schema.
@@ -410,7 +423,9 @@ impl SearchIndex {
         // One indexing thread: the server's cores belong to searches.
         let writer = match memory {
             Some(m) => Some(Mutex::new(
-                index.writer_with_num_threads(1, m.max(15_000_000))?,
+                index
+                    .writer_with_num_threads(1, m.max(15_000_000))
+                    .map_err(SearchError::from_open)?,
             )),
             None => None,
         };

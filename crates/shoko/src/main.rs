@@ -106,8 +106,9 @@ enum Command {
         #[arg(long, default_value = "relevance")]
         sort: String,
     },
-    /// Rebuild the search index from the database (beside the current one,
-    /// then swapped in). Run it while the server is stopped.
+    /// Rebuild the search index from the database beside the current one,
+    /// then swap it in; beside a running server, the server swaps it in and
+    /// searches meanwhile use the old index.
     Reindex,
     /// Print the effective configuration, secrets redacted.
     Config,
@@ -167,6 +168,18 @@ enum IndexUse {
 }
 
 /// Opens the application.
+/// Whether opening failed because a running server holds the search index.
+fn index_in_use(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<shoko_app::search::IndexError>(),
+            Some(shoko_app::search::IndexError::Search(
+                shoko_search::SearchError::InUse
+            ))
+        )
+    })
+}
+
 async fn open_app(
     cli_db: Option<&str>,
     data_dir: &Path,
@@ -288,11 +301,6 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         Command::Reindex => {
-            let app = open_app(db, &data_dir, &config, IndexUse::Write)
-                .await
-                .context(
-                    "cannot open the search index (is `shoko serve` running on this data dir?)",
-                )?;
             let bar = std::io::stderr().is_terminal().then(|| {
                 let bar = ProgressBar::new(0);
                 bar.set_style(
@@ -302,13 +310,38 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
                 bar
             });
             let shown = bar.clone();
-            let n = app
-                .reindex(&move |n| {
-                    if let Some(b) = &shown {
-                        b.set_position(n);
+            let progress = move |n| {
+                if let Some(b) = &shown {
+                    b.set_position(n);
+                }
+            };
+            let n = match open_app(db, &data_dir, &config, IndexUse::Write).await {
+                Ok(app) => app.reindex(&progress).await?,
+                Err(e) if index_in_use(&e) => {
+                    // A server holds the index: build beside it and let it swap.
+                    let app = open_app(db, &data_dir, &config, IndexUse::None).await?;
+                    let index_dir = data_dir.join("index");
+                    let n = app.build_for_running_server(&index_dir, &progress).await?;
+                    if let Some(bar) = &bar {
+                        bar.set_message("waiting for the server to swap it in");
                     }
-                })
-                .await?;
+                    let next = index_dir.with_extension("next");
+                    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+                    while next.exists() {
+                        if std::time::Instant::now() > deadline {
+                            anyhow::bail!(
+                                "the new index is ready in {} but the server has not swapped it in; \
+                                 is `shoko serve` still running on this data dir?",
+                                next.display()
+                            );
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    eprintln!("the running server swapped in the new index");
+                    n
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }

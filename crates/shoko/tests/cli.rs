@@ -804,3 +804,67 @@ async fn a_client_over_its_search_rate_gets_429_with_retry_after_and_health_coun
         "{h}"
     );
 }
+
+#[tokio::test]
+async fn reindex_beside_a_running_server_is_swapped_in_while_searches_go_on() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        assert!(
+            s.run(&["import", &marc("loc/loc_books2016_jpn300.mrc")])
+                .status
+                .success()
+        );
+        let mut cmd = s.command();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env("SHOKO_SEARCH__REFRESH_INTERVAL_MS", "50")
+            .env("SHOKO_SEARCH__PER_CLIENT_PER_SECOND", "0");
+        let server = start(cmd);
+        let http = reqwest::Client::new();
+        let before = search_json(&http, &server.base, "title:講談").await;
+        assert_eq!(before["total"], 1, "{before}");
+        // Searches keep being answered while the new index is built and swapped in.
+        let searching = tokio::spawn({
+            let http = http.clone();
+            let base = server.base.clone();
+            async move {
+                let mut answered = 0u32;
+                for _ in 0..200 {
+                    let page = search_json(&http, &base, "title:講談").await;
+                    assert_eq!(page["total"], 1, "{page}");
+                    answered += 1;
+                }
+                answered
+            }
+        });
+        let reindex = s.command().arg("reindex").output().expect("reindex runs");
+        assert!(
+            reindex.status.success(),
+            "{}: {}",
+            s.db.engine(),
+            String::from_utf8_lossy(&reindex.stderr)
+        );
+        assert_eq!(stdout(&reindex).trim(), "indexed 300 records");
+        assert!(
+            String::from_utf8_lossy(&reindex.stderr).contains("the running server swapped in"),
+            "{}",
+            String::from_utf8_lossy(&reindex.stderr)
+        );
+        assert_eq!(searching.await.expect("searches"), 200);
+        let h = health(&http, &server.base).await;
+        assert_eq!(
+            (
+                h["index"]["documents"].as_i64(),
+                h["index"]["lag_rows"].as_i64()
+            ),
+            (Some(300), Some(0)),
+            "{h}"
+        );
+        assert_eq!(
+            search_json(&http, &server.base, "title:講談").await["hits"],
+            before["hits"]
+        );
+        assert!(!s.dir.path().join("index.next").exists());
+        assert!(!s.dir.path().join("index.old").exists());
+    })
+    .await;
+}
