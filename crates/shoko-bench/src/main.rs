@@ -471,10 +471,97 @@ fn read_queries(path: &Path) -> anyhow::Result<Vec<BenchQuery>> {
 /// Where the load goes.
 #[derive(Clone)]
 enum Target {
-    Shoko(reqwest::Client, String),
+    Shoko(Arc<RawHttp>),
     /// The index in this process: what a search costs without HTTP.
     Index(Arc<shoko_search::SearchIndex>),
     Sql(DatabaseConnection, DbBackend),
+}
+
+/// Keep-alive HTTP/1.1 GETs over plain TCP, as little client work per
+/// request as possible: the load generator shares the machine with the
+/// server, and every cycle it spends is one the server does not get.
+struct RawHttp {
+    addr: std::net::SocketAddr,
+    host: String,
+    idle: std::sync::Mutex<Vec<tokio::net::TcpStream>>,
+}
+
+impl RawHttp {
+    fn new(base: &str) -> anyhow::Result<RawHttp> {
+        let url = reqwest::Url::parse(base)?;
+        let host = url.host_str().context("a host")?.to_owned();
+        let port = url.port_or_known_default().context("a port")?;
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))?
+            .next()
+            .context("an address")?;
+        Ok(RawHttp {
+            addr,
+            host: format!("{host}:{port}"),
+            idle: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// One GET; the status code. The connection goes back to the pool when
+    /// the whole response was read.
+    async fn get(&self, path: &str) -> anyhow::Result<u16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = tokio::net::TcpStream::connect(self.addr).await?;
+                c.set_nodelay(true)?;
+                c
+            }
+        };
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        conn.write_all(request.as_bytes()).await?;
+        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+        let mut chunk = [0u8; 16 * 1024];
+        let head_end = loop {
+            let n = conn.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("the server closed the connection");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = std::str::from_utf8(&buf[..head_end])?;
+        let status: u16 = head.get(9..12).context("a status line")?.parse()?;
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .context("a content-length")?;
+        while buf.len() < head_end + length {
+            let n = conn.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("the server closed the connection mid-response");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+        Ok(status)
+    }
+}
+
+/// The path and query of Shoko's search API for a query of the mix.
+fn search_path(q: &BenchQuery) -> String {
+    let mut url = reqwest::Url::parse("http://x/api/v1/search").expect("a valid URL");
+    url.query_pairs_mut()
+        .append_pair("q", &shoko_query(q))
+        .append_pair("limit", "20")
+        .append_pair("facet", "language")
+        .append_pair("facet", "format")
+        .append_pair("facet", "year");
+    format!("{}?{}", url.path(), url.query().unwrap_or(""))
 }
 
 /// The search box text Shoko gets for a query of the mix.
@@ -563,12 +650,7 @@ impl Target {
             .split_once('=')
             .context("a target is shoko=URL, postgres=URL or sqlite=FILE")?;
         Ok(match kind {
-            "shoko" => Target::Shoko(
-                reqwest::Client::builder()
-                    .pool_max_idle_per_host(pool as usize)
-                    .build()?,
-                rest.trim_end_matches('/').to_owned(),
-            ),
+            "shoko" => Target::Shoko(Arc::new(RawHttp::new(rest)?)),
             "index" => Target::Index(Arc::new(shoko_search::SearchIndex::open_read_only(
                 Path::new(rest),
             )?)),
@@ -584,22 +666,7 @@ impl Target {
     /// Runs one query; the HTTP status (200 for SQL).
     async fn run(&self, q: &BenchQuery) -> anyhow::Result<u16> {
         match self {
-            Target::Shoko(http, base) => {
-                let r = http
-                    .get(format!("{base}/api/v1/search"))
-                    .query(&[
-                        ("q", shoko_query(q).as_str()),
-                        ("limit", "20"),
-                        ("facet", "language"),
-                        ("facet", "format"),
-                        ("facet", "year"),
-                    ])
-                    .send()
-                    .await?;
-                let status = r.status().as_u16();
-                let _ = r.bytes().await?;
-                Ok(status)
-            }
+            Target::Shoko(http) => Ok(http.get(&search_path(q)).await?),
             Target::Index(index) => {
                 let index = Arc::clone(index);
                 let request = shoko_search::SearchRequest {
