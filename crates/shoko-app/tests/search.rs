@@ -24,23 +24,29 @@ fn settings() -> CatalogueSettings {
     s
 }
 
+/// An app on this database with the 300 Japanese fixture records imported
+/// (the index not yet caught up).
+async fn app_with_jpn300(db: &shoko_testkit::TestDb) -> App {
+    let app = App::open(
+        db.url(),
+        &StoreOptions::default(),
+        &IndexOptions::default(),
+        settings(),
+        Arc::new(SystemClock),
+    )
+    .await
+    .expect("app");
+    let file = fixtures().join("marc/loc/loc_books2016_jpn300.mrc");
+    app.import_files(&[file], InputFormat::Auto, Arc::new(Silent))
+        .await
+        .expect("import");
+    app
+}
+
 #[tokio::test]
 async fn a_catalogue_change_reaches_search_after_catch_up_and_health_shows_the_lag() {
     each_engine(|db| async move {
-        let index = IndexOptions::default();
-        let app = App::open(
-            db.url(),
-            &StoreOptions::default(),
-            &index,
-            settings(),
-            Arc::new(SystemClock),
-        )
-        .await
-        .expect("app");
-        let file = fixtures().join("marc/loc/loc_books2016_jpn300.mrc");
-        app.import_files(&[file], InputFormat::Auto, Arc::new(Silent))
-            .await
-            .expect("import");
+        let app = app_with_jpn300(&db).await;
         let status = app.index_status().await.expect("status");
         assert_eq!(
             (status.lag_rows, status.documents),
@@ -134,20 +140,7 @@ fn retitle(record: &mut shoko_marc::Record, title: &str) {
 #[tokio::test]
 async fn edits_deletes_and_status_changes_are_searchable_within_the_bound_while_searches_run() {
     each_engine(|db| async move {
-        let index = IndexOptions::default();
-        let app = App::open(
-            db.url(),
-            &StoreOptions::default(),
-            &index,
-            settings(),
-            Arc::new(SystemClock),
-        )
-        .await
-        .expect("app");
-        let file = fixtures().join("marc/loc/loc_books2016_jpn300.mrc");
-        app.import_files(&[file], InputFormat::Auto, Arc::new(Silent))
-            .await
-            .expect("import");
+        let app = app_with_jpn300(&db).await;
         app.index_catch_up().await.expect("catch up");
 
         // The indexer as `serve` runs it, and searchers that never stop meanwhile.
@@ -303,19 +296,7 @@ async fn edits_deletes_and_status_changes_are_searchable_within_the_bound_while_
 #[tokio::test]
 async fn a_record_that_cannot_be_indexed_is_named_in_health_and_holds_the_index_until_repaired() {
     each_engine(|db| async move {
-        let app = App::open(
-            db.url(),
-            &StoreOptions::default(),
-            &IndexOptions::default(),
-            settings(),
-            Arc::new(SystemClock),
-        )
-        .await
-        .expect("app");
-        let file = fixtures().join("marc/loc/loc_books2016_jpn300.mrc");
-        app.import_files(&[file], InputFormat::Auto, Arc::new(Silent))
-            .await
-            .expect("import");
+        let app = app_with_jpn300(&db).await;
         app.index_round().await;
         let id = app.store.records_after(0, 1).await.expect("records")[0].id;
         let view = app.record(id).await.expect("read").expect("there");

@@ -211,6 +211,19 @@ fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
+/// The index in `dir` (created when the directory is empty), without a writer yet.
+fn open_dir(dir: &Path) -> Result<(Index, Fields), SearchError> {
+    let (schema, fields) = schema();
+    std::fs::create_dir_all(dir).map_err(|e| SearchError::Index(e.into()))?;
+    let directory = tantivy::directory::MmapDirectory::open(dir)
+        .map_err(|e| SearchError::Internal(format!("index directory {}: {e}", dir.display())))?;
+    let index = Index::builder()
+        .schema(schema)
+        .settings(index_settings())
+        .open_or_create(directory)?;
+    Ok((index, fields))
+}
+
 /// Stored documents in small blocks: a hit list reads twenty documents
 /// from anywhere in the index, and each read decompresses its whole block.
 fn index_settings() -> tantivy::IndexSettings {
@@ -356,15 +369,7 @@ impl SearchIndex {
     /// Opens the index in `dir`, creating it if the directory is empty.
     /// `writer_memory` bounds the indexing buffer (Tantivy's minimum is 15 MB).
     pub fn open(dir: &Path, writer_memory: usize) -> Result<SearchIndex, SearchError> {
-        let (schema, fields) = schema();
-        std::fs::create_dir_all(dir).map_err(|e| SearchError::Index(e.into()))?;
-        let directory = tantivy::directory::MmapDirectory::open(dir).map_err(|e| {
-            SearchError::Internal(format!("index directory {}: {e}", dir.display()))
-        })?;
-        let index = Index::builder()
-            .schema(schema)
-            .settings(index_settings())
-            .open_or_create(directory)?;
+        let (index, fields) = open_dir(dir)?;
         Self::with_index(index, fields, Some(writer_memory))
     }
 
@@ -373,15 +378,7 @@ impl SearchIndex {
     /// it into a serving index.
     pub fn open_for_build(dir: &Path, writer_memory: usize) -> Result<SearchIndex, SearchError> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        let (schema, fields) = schema();
-        std::fs::create_dir_all(dir).map_err(|e| SearchError::Index(e.into()))?;
-        let directory = tantivy::directory::MmapDirectory::open(dir).map_err(|e| {
-            SearchError::Internal(format!("index directory {}: {e}", dir.display()))
-        })?;
-        let index = Index::builder()
-            .schema(schema)
-            .settings(index_settings())
-            .open_or_create(directory)?;
+        let (index, fields) = open_dir(dir)?;
         let mut built = Self::with_index(index, fields, None)?;
         let memory = writer_memory.max(15_000_000);
         built.writer = Some(Mutex::new(

@@ -222,15 +222,7 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
         }
         Command::Serve { listen } => {
             let app = open_app(db, &data_dir, &config, IndexUse::Write).await?;
-            let refresh =
-                Duration::from_millis(config.search.refresh_interval_ms.clamp(50, 60_000));
-            serve(
-                app,
-                listen.unwrap_or(config.server.listen.clone()),
-                refresh,
-                config.search_limits(),
-            )
-            .await?;
+            serve(app, &config, listen).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { listen } => {
@@ -253,15 +245,7 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
                     "demo records imported"
                 );
             }
-            let refresh =
-                Duration::from_millis(config.search.refresh_interval_ms.clamp(50, 60_000));
-            serve(
-                app,
-                listen.unwrap_or(config.server.listen.clone()),
-                refresh,
-                config.search_limits(),
-            )
-            .await?;
+            serve(app, &config, listen).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { format, files } => {
@@ -395,12 +379,11 @@ fn demo_config(data_dir: &Path, config: Config) -> anyhow::Result<Config> {
     Ok(Config::load(data_dir, std::env::vars())?)
 }
 
-async fn serve(
-    app: App,
-    listen: String,
-    refresh: Duration,
-    limits: shoko_web::Limits,
-) -> anyhow::Result<()> {
+/// Serves on `listen` (else the configured address) until SIGTERM or Ctrl-C.
+async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Result<()> {
+    let listen = listen.unwrap_or(config.server.listen.clone());
+    let refresh = Duration::from_millis(config.search.refresh_interval_ms.clamp(50, 60_000));
+    let limits = config.search_limits();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
