@@ -29,7 +29,7 @@ pub struct ImportRecord {
     pub summary: BibSummary,
     /// Items from holdings fields.
     pub items: Vec<ItemSpec>,
-    /// Values of `RECORD_COLUMNS[1..15]` (match keys … marc).
+    /// Values of the columns after `id` up to `format`, then the MARC record.
     row: Vec<Value>,
 }
 
@@ -205,6 +205,8 @@ fn parse_list(id: i64, what: &str, s: &str) -> Result<Vec<String>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("record {id}: {what} is not a JSON list: {e}")))
 }
 
+/// The columns of `records`, the MARC record last so that the columns
+/// before it are the record's summary (`SUMMARY_COLUMNS`).
 const RECORD_COLUMNS: [&str; 18] = [
     "id",
     "match_control",
@@ -220,39 +222,23 @@ const RECORD_COLUMNS: [&str; 18] = [
     "year",
     "language",
     "format",
-    "marc",
     "created_at",
     "updated_at",
     "version",
+    "marc",
 ];
-
-/// The full row of a record: id, the prepared values, timestamps, version 1.
-fn full_row(id: i64, row: Vec<Value>, now: i64, out: &mut Vec<Value>) {
-    out.push(id.into());
-    out.extend(row);
-    out.extend([now.into(), now.into(), 1i64.into()]);
-}
 
 /// Every record column but the MARC record: what indexing and hit lists read.
-const SUMMARY_COLUMNS: [&str; 17] = [
-    "id",
-    "match_control",
-    "match_system",
-    "control_number",
-    "title",
-    "title_reading",
-    "authors",
-    "subjects",
-    "isbns",
-    "issns",
-    "publisher",
-    "year",
-    "language",
-    "format",
-    "created_at",
-    "updated_at",
-    "version",
-];
+const SUMMARY_COLUMNS: &[&str] = RECORD_COLUMNS.split_last().expect("columns").1;
+
+/// The full row of a record in `RECORD_COLUMNS` order: id, the prepared
+/// values, timestamps, version 1, and the MARC record (the last prepared value).
+fn full_row(id: i64, mut row: Vec<Value>, now: i64, out: &mut Vec<Value>) {
+    let marc = row.pop().unwrap_or(Value::Bytes(None));
+    out.push(id.into());
+    out.extend(row);
+    out.extend([now.into(), now.into(), 1i64.into(), marc]);
+}
 
 fn row_to_record(row: &QueryResult) -> Result<RecordRow, StoreError> {
     record_from(row, true)
@@ -265,7 +251,6 @@ fn row_to_summary(row: &QueryResult) -> Result<RecordRow, StoreError> {
 /// A record from `RECORD_COLUMNS` (with the MARC record) or `SUMMARY_COLUMNS`.
 fn record_from(row: &QueryResult, with_marc: bool) -> Result<RecordRow, StoreError> {
     let id: i64 = col(row, 0)?;
-    let after = if with_marc { 15 } else { 14 };
     Ok(RecordRow {
         id,
         control_number: col(row, 3)?,
@@ -279,10 +264,10 @@ fn record_from(row: &QueryResult, with_marc: bool) -> Result<RecordRow, StoreErr
         year: col(row, 11)?,
         language: col(row, 12)?,
         format: col(row, 13)?,
-        marc: if with_marc { col(row, 14)? } else { Vec::new() },
-        created_at: col(row, after)?,
-        updated_at: col(row, after + 1)?,
-        version: col(row, after + 2)?,
+        created_at: col(row, 14)?,
+        updated_at: col(row, 15)?,
+        version: col(row, 16)?,
+        marc: if with_marc { col(row, 17)? } else { Vec::new() },
     })
 }
 
@@ -653,7 +638,7 @@ impl Store {
     /// Records by id without their MARC records (empty `marc`): for the
     /// indexer, which needs only the derived fields.
     pub async fn record_summaries(&self, ids: &[i64]) -> Result<Vec<RecordRow>, StoreError> {
-        self.select_in("records", &SUMMARY_COLUMNS, "id", ids, row_to_summary)
+        self.select_in("records", SUMMARY_COLUMNS, "id", ids, row_to_summary)
             .await
     }
 
