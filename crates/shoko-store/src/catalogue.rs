@@ -784,17 +784,9 @@ impl Store {
         now: i64,
     ) -> Result<RecordWrite, StoreError> {
         let txn = self.begin_write().await?;
-        let current = record_version(&txn, id).await?;
-        match current {
-            None => {
-                txn.rollback().await?;
-                return Ok(RecordWrite::NotFound);
-            }
-            Some(v) if v != expected_version => {
-                txn.rollback().await?;
-                return Ok(RecordWrite::Stale { current: v });
-            }
-            Some(_) => {}
+        if let Some(refused) = refuse_unless_at(&txn, id, expected_version).await? {
+            txn.rollback().await?;
+            return Ok(refused);
         }
         update_record_row(&txn, id, record.row, now, Some(expected_version)).await?;
         write_outbox(&txn, &[id], "upsert", now).await?;
@@ -816,16 +808,9 @@ impl Store {
         now: i64,
     ) -> Result<RecordWrite, StoreError> {
         let txn = self.begin_write().await?;
-        match record_version(&txn, id).await? {
-            None => {
-                txn.rollback().await?;
-                return Ok(RecordWrite::NotFound);
-            }
-            Some(v) if v != expected_version => {
-                txn.rollback().await?;
-                return Ok(RecordWrite::Stale { current: v });
-            }
-            Some(_) => {}
+        if let Some(refused) = refuse_unless_at(&txn, id, expected_version).await? {
+            txn.rollback().await?;
+            return Ok(refused);
         }
         let items = txn
             .query_one(
@@ -958,18 +943,30 @@ impl Store {
     }
 }
 
-/// The version of a record, read inside a write transaction.
-async fn record_version(txn: &DatabaseTransaction, id: i64) -> Result<Option<i64>, StoreError> {
-    txn.query_one(
-        &Query::select()
-            .column("version")
-            .from("records")
-            .and_where(Expr::col("id").eq(id))
-            .to_owned(),
-    )
-    .await?
-    .map(|r| col(&r, 0))
-    .transpose()
+/// Why a change to record `id` must not go ahead (it is gone, or no longer
+/// at the version the editor read), read inside the write transaction;
+/// `None` when it may.
+async fn refuse_unless_at(
+    txn: &DatabaseTransaction,
+    id: i64,
+    expected_version: i64,
+) -> Result<Option<RecordWrite>, StoreError> {
+    let version: Option<i64> = txn
+        .query_one(
+            &Query::select()
+                .column("version")
+                .from("records")
+                .and_where(Expr::col("id").eq(id))
+                .to_owned(),
+        )
+        .await?
+        .map(|r| col(&r, 0))
+        .transpose()?;
+    Ok(match version {
+        None => Some(RecordWrite::NotFound),
+        Some(v) if v != expected_version => Some(RecordWrite::Stale { current: v }),
+        Some(_) => None,
+    })
 }
 
 /// Overwrites a record's columns with prepared values (all but id,
