@@ -238,14 +238,6 @@ fn replacing_and_deleting_a_record_is_visible_after_apply() {
 
 #[test]
 fn hits_sort_by_reading_in_gojuon_order_and_by_year() {
-    let doc = |id: u64, title: &str, reading: &str, year: i32| IndexDoc {
-        id,
-        title: title.into(),
-        title_reading: reading.into(),
-        year: Some(year),
-        format: "book".into(),
-        ..Default::default()
-    };
     let index = index_of(&[
         doc(1, "山の本", "ヤマ ノ ホン", 1990),
         doc(2, "雨の本", "あめ の ほん", 2005),

@@ -571,14 +571,7 @@ async fn the_server_indexes_on_start_searches_japanese_and_rebuilds_a_deleted_in
         let http = reqwest::Client::new();
         let server = serve();
         // The server says it serves only after the index has caught up.
-        let health: serde_json::Value = http
-            .get(format!("{}/health", server.base))
-            .send()
-            .await
-            .expect("health")
-            .json()
-            .await
-            .expect("json");
+        let health = health(&http, &server.base).await;
         assert_eq!(
             health["index"]["lag_rows"],
             0,
