@@ -127,6 +127,15 @@ code_type!(
     ItemTypeCode, "item type code", 16, is_code_char, "letters, digits, - and _", true
 );
 
+code_type!(
+    /// A patron category such as `UNDERGRAD`, one axis of the loan policy matrix.
+    PatronCategoryCode, "patron category", 16, is_code_char, "letters, digits, - and _", true
+);
+code_type!(
+    /// A staff account's user name: letters, digits, `.`, `-` and `_`, kept as given.
+    Username, "user name", 64, |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'), "letters, digits, ., - and _", false
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
