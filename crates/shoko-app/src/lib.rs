@@ -1,18 +1,22 @@
-//! Shoko's use cases: import, export, reading the catalogue, adding items.
+//! Shoko's use cases: import, export, the catalogue, circulation, patrons,
+//! staff accounts and logins.
 //! The one place that wires storage, domain and MARC together; HTTP and the
 //! command line call in here and know nothing of SQL.
 
+pub mod auth;
 pub mod catalogue;
+pub mod circulation;
 pub mod clock;
 pub mod export;
 pub mod import;
+pub mod patrons;
 pub mod search;
 pub mod settings;
 
 use std::sync::Arc;
 
 pub use clock::{Clock, SystemClock};
-pub use settings::CatalogueSettings;
+pub use settings::{CatalogueSettings, CirculationSettings};
 pub use shoko_store::{Engine, Store, StoreError, StoreOptions};
 
 /// The running application: storage, settings and the clock, shared by every
@@ -23,6 +27,8 @@ pub struct App {
     pub store: Store,
     /// Catalogue settings from the configuration.
     pub settings: Arc<CatalogueSettings>,
+    /// Circulation settings from the configuration.
+    pub circulation: Arc<CirculationSettings>,
     /// Today's date and time; a fake in tests.
     pub clock: Arc<dyn Clock>,
     /// The search index.
@@ -61,6 +67,7 @@ impl App {
         options: &StoreOptions,
         index: &IndexOptions,
         settings: CatalogueSettings,
+        circulation: CirculationSettings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<App> {
         let store = Store::open(database_url, options).await?;
@@ -75,6 +82,7 @@ impl App {
         Ok(App {
             store,
             settings: Arc::new(settings),
+            circulation: Arc::new(circulation),
             clock,
             search: Arc::new(search),
         })

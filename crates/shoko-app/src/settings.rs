@@ -3,7 +3,10 @@
 //! the configuration file and environment.
 
 use serde::{Deserialize, Serialize};
-use shoko_domain::{CampusCode, ItemFieldMapping, ItemTypeCode, LocationCode};
+use shoko_domain::circulation::{
+    BlockThresholds, Calendar, LoanPeriod, LoanPolicy, LoanTerms, PolicyRule, RecallRules,
+};
+use shoko_domain::{CampusCode, ItemFieldMapping, ItemTypeCode, LocationCode, PatronCategoryCode};
 use shoko_store::ReferenceData;
 
 /// A campus of the library.
@@ -146,5 +149,100 @@ impl CatalogueSettings {
             ));
         }
         Ok(())
+    }
+}
+
+/// Everything circulation needs to know: patron categories, the loan policy,
+/// campus calendars, holds, recalls, blocks and the library's time zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CirculationSettings {
+    /// The library's time zone: due dates end at its midnight.
+    pub time_zone: chrono_tz::Tz,
+    /// Patron categories.
+    pub patron_categories: Vec<NamedCode<PatronCategoryCode>>,
+    /// The loan policy matrix.
+    pub policy: LoanPolicy,
+    /// Closed days per campus (a campus without a calendar is always open).
+    pub calendars: std::collections::BTreeMap<CampusCode, Calendar>,
+    /// Month the fiscal year starts (4 = April).
+    pub fiscal_year_start_month: u32,
+    /// Days an item waits on the hold shelf for its patron.
+    pub hold_shelf_days: u32,
+    /// Recalls.
+    pub recall: RecallRules,
+    /// Automatic blocks.
+    pub blocks: BlockThresholds,
+    /// Hours a login lasts.
+    pub session_hours: u32,
+}
+
+fn category(code_: &str, ja: &str, en: &str) -> NamedCode<PatronCategoryCode> {
+    NamedCode {
+        code: code(PatronCategoryCode::parse, code_),
+        name_ja: ja.into(),
+        name_en: en.into(),
+    }
+}
+
+impl Default for CirculationSettings {
+    /// A university library's usual terms: two weeks for students, longer for
+    /// graduates and faculty, a week for audiovisual items.
+    fn default() -> CirculationSettings {
+        let terms = |days, max_loans, fine_per_day| LoanTerms {
+            period: LoanPeriod::Days(days),
+            max_loans,
+            renewals: 2,
+            holdable: true,
+            fine_per_day,
+            max_fine: 2000,
+        };
+        let rule = |category: Option<&str>, item_type: Option<&str>, t| PolicyRule {
+            patron_category: category.map(|c| code(PatronCategoryCode::parse, c)),
+            item_type: item_type.map(|c| code(ItemTypeCode::parse, c)),
+            campus: None,
+            terms: t,
+        };
+        CirculationSettings {
+            time_zone: chrono_tz::Asia::Tokyo,
+            patron_categories: vec![
+                category("UNDERGRAD", "学部学生", "Undergraduate"),
+                category("GRAD", "大学院生", "Graduate student"),
+                category("FACULTY", "教員", "Faculty"),
+                category("STAFF", "職員", "Staff"),
+                category("EXTERNAL", "学外利用者", "External user"),
+            ],
+            policy: LoanPolicy {
+                default: terms(14, 10, 10),
+                rules: vec![
+                    rule(Some("GRAD"), None, terms(30, 30, 10)),
+                    rule(Some("FACULTY"), None, terms(90, 100, 0)),
+                    rule(Some("EXTERNAL"), None, terms(14, 5, 20)),
+                    rule(None, Some("AV"), terms(7, 5, 50)),
+                    rule(None, Some("SERIAL"), terms(7, 5, 50)),
+                ],
+            },
+            calendars: std::collections::BTreeMap::new(),
+            fiscal_year_start_month: 4,
+            hold_shelf_days: 7,
+            recall: RecallRules::default(),
+            blocks: BlockThresholds::default(),
+            session_hours: 12,
+        }
+    }
+}
+
+impl CirculationSettings {
+    /// The calendar of a campus (always open when none is configured).
+    pub fn calendar(&self, campus: &CampusCode) -> &Calendar {
+        static OPEN: std::sync::OnceLock<Calendar> = std::sync::OnceLock::new();
+        self.calendars
+            .get(campus)
+            .unwrap_or_else(|| OPEN.get_or_init(Calendar::default))
+    }
+
+    /// Whether a patron category is configured.
+    pub fn has_category(&self, c: &PatronCategoryCode) -> bool {
+        self.patron_categories.iter().any(|k| &k.code == c)
     }
 }

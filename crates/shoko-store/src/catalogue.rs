@@ -192,7 +192,7 @@ pub struct Counts {
     pub outbox: i64,
 }
 
-fn col<T: sea_orm::TryGetable>(row: &QueryResult, i: usize) -> Result<T, StoreError> {
+pub(crate) fn col<T: sea_orm::TryGetable>(row: &QueryResult, i: usize) -> Result<T, StoreError> {
     row.try_get_by_index(i).map_err(StoreError::from)
 }
 
@@ -271,7 +271,7 @@ fn record_from(row: &QueryResult, with_marc: bool) -> Result<RecordRow, StoreErr
     })
 }
 
-const ITEM_COLUMNS: [&str; 9] = [
+pub(crate) const ITEM_COLUMNS: [&str; 9] = [
     "id",
     "record_id",
     "barcode",
@@ -283,7 +283,7 @@ const ITEM_COLUMNS: [&str; 9] = [
     "version",
 ];
 
-fn row_to_item(row: &QueryResult) -> Result<StoredItem, StoreError> {
+pub(crate) fn row_to_item(row: &QueryResult) -> Result<StoredItem, StoreError> {
     Ok(StoredItem {
         id: col(row, 0)?,
         record_id: col(row, 1)?,
@@ -999,7 +999,7 @@ async fn update_record_row(
 }
 
 /// One outbox row per record, in the caller's transaction.
-async fn write_outbox(
+pub(crate) async fn write_outbox(
     txn: &DatabaseTransaction,
     record_ids: &[i64],
     op: &str,

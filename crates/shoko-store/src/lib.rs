@@ -6,6 +6,7 @@
 //! in the same transaction, so the search index can never miss a change.
 
 mod catalogue;
+mod circulation;
 mod migrations;
 
 use std::time::Duration;
@@ -19,6 +20,10 @@ use sea_orm_migration::MigratorTrait;
 pub use catalogue::{
     BatchOutcome, Counts, ImportRecord, ItemWarning, RecordRow, RecordWrite, ReferenceData,
     StoredItem,
+};
+pub use circulation::{
+    AuditRow, FineRow, HoldRow, IdempotencyKey, LoanRow, NewLoan, PatronFields, PatronRow,
+    SessionRow, StaffRow, TransitRow, WriteCtx, WriteTx,
 };
 
 /// Which engine a store runs on.
@@ -92,6 +97,9 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error: {0}")]
     Db(#[from] DbErr),
+    /// An idempotency key sent again with a different request.
+    #[error("idempotency key {0:?} was already used for a different request")]
+    KeyReused(String),
     /// A stored value that Shoko did not write (corruption, or a manual edit).
     #[error("stored data is not valid: {0}")]
     Corrupt(String),

@@ -9,7 +9,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Catalogue)]
+        vec![Box::new(M0001Catalogue), Box::new(M0002Circulation)]
     }
 }
 
@@ -200,6 +200,290 @@ impl MigrationTrait for M0001Catalogue {
             "locations",
             "campuses",
             "counters",
+        ] {
+            m.drop_table(Table::drop().table(t).to_owned()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Patrons, loans, holds and requests, transits, fines and their payments,
+/// staff accounts, sessions, the audit log and idempotency keys.
+struct M0002Circulation;
+
+impl MigrationName for M0002Circulation {
+    fn name(&self) -> &str {
+        "m0002_circulation"
+    }
+}
+
+fn flag(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).boolean().not_null().to_owned()
+}
+
+fn id_col() -> ColumnDef {
+    big("id").auto_increment().primary_key().to_owned()
+}
+
+fn fk(
+    from: &'static str,
+    col: &'static str,
+    to: &'static str,
+    to_col: &'static str,
+) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .from(from, col)
+        .to(to, to_col)
+        .to_owned()
+}
+
+async fn index(
+    m: &SchemaManager<'_>,
+    table: &'static str,
+    name: &'static str,
+    cols: &[&'static str],
+) -> Result<(), DbErr> {
+    let mut i = Index::create();
+    i.name(name).table(table);
+    for c in cols {
+        i.col(*c);
+    }
+    m.create_index(i.to_owned()).await
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002Circulation {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("patrons")
+                .col(id_col())
+                .col(text("barcode").unique_key())
+                .col(text("name"))
+                .col(text("name_reading"))
+                .col(text("category"))
+                .col(text("home_campus"))
+                .col(text_null("email"))
+                .col(text_null("phone"))
+                .col(text("language"))
+                .col(text_null("expires_on"))
+                .col(text_null("manual_block"))
+                .col(flag("keep_history"))
+                // Counters kept by every loan and fine, so that a checkout's
+                // cost does not grow with the patron's history.
+                .col(big("open_loans"))
+                .col(big("fines_owed"))
+                .col(text_null("password_hash"))
+                .col(big("created_at"))
+                .col(big("updated_at"))
+                .col(big("version"))
+                .foreign_key(&mut fk("patrons", "home_campus", "campuses", "code"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("loans")
+                .col(id_col())
+                .col(big("item_id"))
+                .col(big("record_id"))
+                // NULL once an anonymised loan is returned.
+                .col(big_null("patron_id"))
+                // Set while the loan is open, NULL after: the unique index
+                // allows one open loan per item, and the patron index finds
+                // a patron's open loans and earliest due date directly.
+                .col(big_null("open_item_id").unique_key())
+                .col(big_null("open_patron_id"))
+                .col(text("campus"))
+                .col(big("checked_out_at"))
+                .col(big("due_at"))
+                .col(big("renewals"))
+                .col(big("renewals_allowed"))
+                .col(big("fine_per_day"))
+                .col(big("max_fine"))
+                .col(big_null("recalled_at"))
+                .col(big_null("returned_at"))
+                .col(text_null("returned_campus"))
+                .foreign_key(&mut fk("loans", "item_id", "items", "id"))
+                .foreign_key(&mut fk("loans", "patron_id", "patrons", "id"))
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "loans",
+            "loans_open_patron_due",
+            &["open_patron_id", "due_at"],
+        )
+        .await?;
+        index(m, "loans", "loans_patron", &["patron_id", "id"]).await?;
+        index(
+            m,
+            "loans",
+            "loans_record_open",
+            &["record_id", "open_item_id"],
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("holds")
+                .col(id_col())
+                // `hold` (a title or a copy) or `request` (delivery of a
+                // copy from another campus).
+                .col(text("kind"))
+                .col(big("record_id"))
+                .col(big_null("item_id"))
+                .col(big("patron_id"))
+                .col(text("pickup_campus"))
+                .col(text("status"))
+                .col(big("placed_at"))
+                .col(big_null("shelf_expires_at"))
+                .col(big("updated_at"))
+                .foreign_key(&mut fk("holds", "record_id", "records", "id"))
+                .foreign_key(&mut fk("holds", "item_id", "items", "id"))
+                .foreign_key(&mut fk("holds", "patron_id", "patrons", "id"))
+                .to_owned(),
+        )
+        .await?;
+        index(m, "holds", "holds_queue", &["record_id", "status", "id"]).await?;
+        index(m, "holds", "holds_patron", &["patron_id", "status"]).await?;
+        index(m, "holds", "holds_item", &["item_id", "status"]).await?;
+        m.create_table(
+            Table::create()
+                .table("transits")
+                .col(id_col())
+                .col(big("item_id"))
+                .col(big_null("open_item_id").unique_key())
+                .col(text("from_campus"))
+                .col(text("to_campus"))
+                .col(text("reason"))
+                .col(big_null("hold_id"))
+                .col(big("sent_at"))
+                .col(big_null("arrived_at"))
+                .foreign_key(&mut fk("transits", "item_id", "items", "id"))
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "transits",
+            "transits_to_open",
+            &["to_campus", "arrived_at"],
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("fines")
+                .col(id_col())
+                .col(big("patron_id"))
+                .col(big_null("item_id"))
+                .col(text("kind"))
+                .col(big("amount"))
+                .col(big("paid"))
+                .col(big("waived"))
+                .col(text_null("note"))
+                .col(big("created_at"))
+                .col(big("updated_at"))
+                .foreign_key(&mut fk("fines", "patron_id", "patrons", "id"))
+                .to_owned(),
+        )
+        .await?;
+        index(m, "fines", "fines_patron", &["patron_id", "id"]).await?;
+        m.create_table(
+            Table::create()
+                .table("fine_payments")
+                .col(id_col())
+                .col(big("fine_id"))
+                .col(text("kind"))
+                .col(big("amount"))
+                .col(text("actor"))
+                .col(big("at"))
+                .foreign_key(&mut fk("fine_payments", "fine_id", "fines", "id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("staff_users")
+                .col(id_col())
+                .col(text("username").unique_key())
+                .col(text("display_name"))
+                .col(text("role"))
+                .col(text("password_hash"))
+                .col(flag("active"))
+                .col(big("created_at"))
+                .col(big("updated_at"))
+                .col(big("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("sessions")
+                .col(text("token_hash").primary_key())
+                .col(text("kind"))
+                .col(big("subject_id"))
+                .col(text("csrf"))
+                .col(big("created_at"))
+                .col(big("expires_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("audit_log")
+                .col(id_col())
+                .col(big("at"))
+                .col(text("actor"))
+                .col(text("action"))
+                .col(text("entity"))
+                .col(text("entity_id"))
+                .col(text_null("before"))
+                .col(text_null("after"))
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "audit_log",
+            "audit_entity",
+            &["entity", "entity_id", "id"],
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("idempotency_keys")
+                .col(text("actor"))
+                .col(text("key"))
+                .col(text("fingerprint"))
+                .col(text("response"))
+                .col(big("created_at"))
+                .primary_key(Index::create().col("actor").col("key"))
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "idempotency_keys",
+            "idempotency_created",
+            &["created_at"],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in [
+            "idempotency_keys",
+            "audit_log",
+            "sessions",
+            "staff_users",
+            "fine_payments",
+            "fines",
+            "transits",
+            "holds",
+            "loans",
+            "patrons",
         ] {
             m.drop_table(Table::drop().table(t).to_owned()).await?;
         }
