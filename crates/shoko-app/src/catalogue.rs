@@ -3,14 +3,17 @@
 
 use serde::Serialize;
 use shoko_domain::catalogue::summarise;
+use shoko_domain::{Denied, Permission};
 use shoko_domain::{ItemSpec, ItemStatus};
 use shoko_marc::{Record, iso2709};
-use shoko_store::{ImportRecord, RecordRow, RecordWrite, StoreError, StoredItem};
+use shoko_store::{ImportRecord, RecordRow, RecordWrite, StoreError, StoredItem, WriteCtx};
+
+use crate::circulation::Caller;
 
 use crate::App;
 
 /// A bibliographic record with its items and its full MARC record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecordView {
     /// The record's derived fields.
     #[serde(flatten)]
@@ -34,6 +37,9 @@ pub enum AddItemError {
     /// A code the library has not configured.
     #[error("{0}")]
     UnknownCode(String),
+    /// Not logged in, or not allowed.
+    #[error(transparent)]
+    Denied(#[from] Denied),
     /// Storage failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
@@ -74,9 +80,11 @@ impl App {
     /// Adds an item to a record after checking its codes against the settings.
     pub async fn add_item(
         &self,
+        caller: &Caller,
         record_id: i64,
         item: ItemSpec,
     ) -> Result<StoredItem, AddItemError> {
+        caller.actor.require(Permission::CatalogueWrite)?;
         self.settings
             .check_item(&item)
             .map_err(AddItemError::UnknownCode)?;
@@ -84,7 +92,7 @@ impl App {
             return Err(AddItemError::NoRecord(record_id));
         }
         self.store
-            .add_item(record_id, &item, self.clock.now_ms())
+            .add_item(record_id, &item, &self.write_ctx(caller))
             .await?
             .ok_or_else(|| AddItemError::BarcodeTaken(item.barcode.to_string()))
     }
@@ -119,6 +127,9 @@ pub enum RecordChangeError {
     /// The new MARC record cannot be stored.
     #[error("the MARC record is not valid: {0}")]
     BadRecord(String),
+    /// Not logged in, or not allowed.
+    #[error(transparent)]
+    Denied(#[from] Denied),
     /// Storage failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
@@ -147,17 +158,19 @@ impl App {
     /// still at `expected_version`. The search index follows through the outbox.
     pub async fn replace_record(
         &self,
+        caller: &Caller,
         id: i64,
         expected_version: i64,
         marc: &Record,
     ) -> Result<RecordView, RecordChangeError> {
+        caller.actor.require(Permission::CatalogueWrite)?;
         let mut bytes = Vec::new();
         iso2709::encode(marc, &mut bytes)
             .map_err(|e| RecordChangeError::BadRecord(e.to_string()))?;
         let prepared = ImportRecord::new(1, summarise(marc), bytes, Vec::new());
         let outcome = self
             .store
-            .replace_record(id, expected_version, prepared, self.clock.now_ms())
+            .replace_record(id, expected_version, prepared, &self.write_ctx(caller))
             .await?;
         let row = Self::change_outcome(id, expected_version, outcome)?
             .ok_or_else(|| StoreError::Corrupt(format!("record {id}: update gave no row")))?;
@@ -167,12 +180,14 @@ impl App {
     /// Deletes a record without items, if it is still at `expected_version`.
     pub async fn delete_record(
         &self,
+        caller: &Caller,
         id: i64,
         expected_version: i64,
     ) -> Result<(), RecordChangeError> {
+        caller.actor.require(Permission::CatalogueWrite)?;
         let outcome = self
             .store
-            .delete_record(id, expected_version, self.clock.now_ms())
+            .delete_record(id, expected_version, &self.write_ctx(caller))
             .await?;
         Self::change_outcome(id, expected_version, outcome).map(|_| ())
     }
@@ -180,11 +195,23 @@ impl App {
     /// Sets an item's status (missing, withdrawn, …). `None` when no item has this id.
     pub async fn set_item_status(
         &self,
+        caller: &Caller,
         item_id: i64,
         status: ItemStatus,
-    ) -> Result<Option<StoredItem>, StoreError> {
-        self.store
-            .set_item_status(item_id, status.code(), self.clock.now_ms())
-            .await
+    ) -> Result<Option<StoredItem>, AddItemError> {
+        caller.actor.require(Permission::CatalogueWrite)?;
+        Ok(self
+            .store
+            .set_item_status(item_id, status.code(), &self.write_ctx(caller))
+            .await?)
+    }
+
+    /// The context of a write by this caller now.
+    pub(crate) fn write_ctx(&self, caller: &Caller) -> WriteCtx {
+        WriteCtx {
+            actor: caller.actor.audit_name(),
+            now: self.clock.now_ms(),
+            idempotency: caller.idempotency.clone(),
+        }
     }
 }

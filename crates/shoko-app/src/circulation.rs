@@ -14,8 +14,7 @@ use shoko_domain::{
     Actor, Barcode, CampusCode, Denied, ItemTypeCode, PatronCategoryCode, Permission,
 };
 use shoko_store::{
-    FineRow, HoldRow, IdempotencyKey, LoanRow, NewLoan, PatronRow, StoreError, StoredItem,
-    WriteCtx, WriteTx,
+    FineRow, HoldRow, IdempotencyKey, LoanRow, NewLoan, PatronRow, StoreError, StoredItem, WriteTx,
 };
 
 use crate::App;
@@ -163,7 +162,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> CircError {
 }
 
 /// A finished checkout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checkout {
     /// The new loan.
     pub loan: LoanRow,
@@ -176,7 +175,7 @@ pub struct Checkout {
 }
 
 /// Where a checked-in item must go, for the desk to say.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Routing {
     /// Back on the shelf.
@@ -204,7 +203,7 @@ pub enum Routing {
 }
 
 /// A finished check-in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checkin {
     /// The item's barcode.
     pub item_barcode: String,
@@ -219,7 +218,7 @@ pub struct Checkin {
 }
 
 /// A placed hold, and the loan it recalled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HoldPlaced {
     /// The hold or request.
     pub hold: HoldRow,
@@ -228,7 +227,7 @@ pub struct HoldPlaced {
 }
 
 /// A patron's data for staff or for themselves.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PatronView {
     /// The patron.
     #[serde(flatten)]
@@ -248,13 +247,7 @@ fn corrupt(what: String) -> CircError {
 
 impl App {
     pub(crate) async fn begin(&self, caller: &Caller) -> Result<WriteTx, StoreError> {
-        self.store
-            .begin(WriteCtx {
-                actor: caller.actor.audit_name(),
-                now: self.clock.now_ms(),
-                idempotency: caller.idempotency.clone(),
-            })
-            .await
+        self.store.begin(self.write_ctx(caller)).await
     }
 
     fn campus(&self, field: &'static str, code: &CampusCode) -> Result<(), CircError> {

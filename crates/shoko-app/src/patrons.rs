@@ -12,7 +12,7 @@ use crate::auth::hash_password;
 use crate::circulation::{Caller, CircError};
 
 /// A patron as staff or a load give it, before checking.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatronInput {
     /// Card barcode.
@@ -47,7 +47,7 @@ pub struct PatronInput {
 }
 
 /// What a patron may change about themselves.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatronPreferences {
     /// Keep loan history.
@@ -59,7 +59,7 @@ pub struct PatronPreferences {
 }
 
 /// A row of a patron load that was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RejectedRow {
     /// Line in the file (1 is the header).
     pub line: u64,
@@ -68,7 +68,7 @@ pub struct RejectedRow {
 }
 
 /// What a patron load did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PatronLoad {
     /// New patrons.
     pub created: u64,

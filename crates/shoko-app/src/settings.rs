@@ -154,7 +154,7 @@ impl CatalogueSettings {
 
 /// Everything circulation needs to know: patron categories, the loan policy,
 /// campus calendars, holds, recalls, blocks and the library's time zone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CirculationSettings {
     /// The library's time zone: due dates end at its midnight.

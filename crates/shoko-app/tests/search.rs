@@ -32,6 +32,7 @@ async fn app_with_jpn300(db: &shoko_testkit::TestDb) -> App {
         &StoreOptions::default(),
         &IndexOptions::default(),
         settings(),
+        shoko_app::CirculationSettings::default(),
         Arc::new(SystemClock),
     )
     .await
@@ -86,6 +87,7 @@ async fn a_catalogue_change_reaches_search_after_catch_up_and_health_shows_the_l
             .hits[0]
             .id;
         app.add_item(
+            &App::system(),
             id,
             ItemSpec {
                 barcode: Barcode::parse("KMB001").expect("barcode"),
@@ -207,13 +209,13 @@ async fn edits_deletes_and_status_changes_are_searchable_within_the_bound_while_
             let mut marc = view.marc.clone();
             let new_title = format!("整合性試験第{numeral}巻");
             retitle(&mut marc, &new_title);
-            app.replace_record(id, view.record.version, &marc)
+            app.replace_record(&App::system(), id, view.record.version, &marc)
                 .await
                 .expect("edit");
             // Delete another.
             let gone = ids[10 + k];
             let gone_view = app.record(gone).await.expect("read").expect("there");
-            app.delete_record(gone, gone_view.record.version)
+            app.delete_record(&App::system(), gone, gone_view.record.version)
                 .await
                 .expect("delete");
             indexed(app.clone()).await;
@@ -256,6 +258,7 @@ async fn edits_deletes_and_status_changes_are_searchable_within_the_bound_while_
         };
         let item = app
             .add_item(
+                &App::system(),
                 ids[0],
                 ItemSpec {
                     barcode: Barcode::parse("KMB900").expect("barcode"),
@@ -270,7 +273,7 @@ async fn edits_deletes_and_status_changes_are_searchable_within_the_bound_while_
             .expect("add item");
         indexed(app.clone()).await;
         assert_eq!(shelf(app.clone()).await, 1, "{}", db.engine());
-        app.set_item_status(item.id, ItemStatus::Missing)
+        app.set_item_status(&App::system(), item.id, ItemStatus::Missing)
             .await
             .expect("status")
             .expect("item");
@@ -302,7 +305,7 @@ async fn a_record_that_cannot_be_indexed_is_named_in_health_and_holds_the_index_
         let view = app.record(id).await.expect("read").expect("there");
         let mut marc = view.marc.clone();
         retitle(&mut marc, "修復試験");
-        app.replace_record(id, view.record.version, &marc)
+        app.replace_record(&App::system(), id, view.record.version, &marc)
             .await
             .expect("edit");
         // Damage the stored row behind Shoko's back, as a manual edit would.
@@ -331,7 +334,7 @@ async fn a_record_that_cannot_be_indexed_is_named_in_health_and_holds_the_index_
             app.store.record(id).await.is_err(),
             "the damaged row fails to read"
         );
-        app.replace_record(id, view.record.version + 1, &marc)
+        app.replace_record(&App::system(), id, view.record.version + 1, &marc)
             .await
             .expect("repair");
         app.index_round().await;

@@ -212,7 +212,7 @@ impl Default for BlockThresholds {
 }
 
 /// Why a patron may not borrow, renew or place holds now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BlockReason {
     /// Staff blocked the patron, with this note.

@@ -11,7 +11,8 @@ use sea_orm::{
 use serde::Serialize;
 use shoko_domain::{BibSummary, ItemSpec};
 
-use crate::{Store, StoreError};
+use crate::write::{AuditEntry, lock_key, record, replay};
+use crate::{Store, StoreError, WriteCtx};
 
 /// Rows per multi-row INSERT: 18 columns × 1,000 rows stays below the
 /// bind-parameter limits of both engines (SQLite 32,766; PostgreSQL 65,535).
@@ -110,7 +111,7 @@ pub enum RecordWrite {
 }
 
 /// A stored bibliographic record with its derived fields.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecordRow {
     /// Shoko's id.
     pub id: i64,
@@ -148,7 +149,7 @@ pub struct RecordRow {
 }
 
 /// A stored item.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredItem {
     /// Shoko's id.
     pub id: i64,
@@ -723,29 +724,30 @@ impl Store {
         row.as_ref().map(row_to_item).transpose()
     }
 
-    /// Adds one item to a record, with its outbox row, in one transaction.
-    /// Returns `None` when the barcode is already taken.
+    /// Adds one item to a record, with its outbox row and audit entry, in
+    /// one transaction. Returns `None` when the barcode is already taken. A
+    /// repeated request (same idempotency key) returns the item it made.
     pub async fn add_item(
         &self,
         record_id: i64,
         item: &ItemSpec,
-        now: i64,
+        ctx: &WriteCtx,
     ) -> Result<Option<StoredItem>, StoreError> {
         let txn = self.begin_write().await?;
-        let taken = txn
-            .query_one(
-                &Query::select()
-                    .column("id")
-                    .from("items")
-                    .and_where(Expr::col("barcode").eq(item.barcode.as_str()))
-                    .to_owned(),
-            )
+        lock_key(self, &txn, ctx).await?;
+        if let Some(id) = replay::<i64>(&txn, ctx).await? {
+            let item = item_in(&txn, Expr::col("id").eq(id)).await?;
+            txn.rollback().await?;
+            return Ok(item);
+        }
+        if item_in(&txn, Expr::col("barcode").eq(item.barcode.as_str()))
             .await?
-            .is_some();
-        if taken {
+            .is_some()
+        {
             txn.rollback().await?;
             return Ok(None);
         }
+        let now = ctx.now;
         let mut insert = Query::insert();
         insert.into_table("items").columns(
             ITEM_COLUMNS
@@ -757,39 +759,58 @@ impl Store {
         insert.values_panic(item_values(record_id, item, now));
         txn.execute(&insert).await?;
         write_outbox(&txn, &[record_id], "upsert", now).await?;
-        let row = txn
-            .query_one(
-                &Query::select()
-                    .columns(ITEM_COLUMNS)
-                    .from("items")
-                    .and_where(Expr::col("barcode").eq(item.barcode.as_str()))
-                    .to_owned(),
-            )
+        let stored = item_in(&txn, Expr::col("barcode").eq(item.barcode.as_str()))
             .await?
             .ok_or_else(|| StoreError::Corrupt("inserted item not found".into()))?;
-        let stored = row_to_item(&row)?;
+        let audit = vec![AuditEntry::new(
+            "item.create",
+            "item",
+            stored.id,
+            None::<&()>,
+            Some(&stored),
+        )];
+        record(&txn, ctx, audit, &stored.id).await?;
         txn.commit().await?;
         Ok(Some(stored))
     }
 
     /// Replaces a record's MARC record and derived fields (its items are
-    /// kept), with its outbox row, in one transaction. `expected_version` is
-    /// the version the editor started from: a record changed since then is
-    /// not overwritten.
+    /// kept), with its outbox row and audit entry, in one transaction.
+    /// `expected_version` is the version the editor started from: a record
+    /// changed since then is not overwritten. A repeated request (same
+    /// idempotency key) returns the record as it is.
     pub async fn replace_record(
         &self,
         id: i64,
         expected_version: i64,
-        record: ImportRecord,
-        now: i64,
+        record_: ImportRecord,
+        ctx: &WriteCtx,
     ) -> Result<RecordWrite, StoreError> {
         let txn = self.begin_write().await?;
+        lock_key(self, &txn, ctx).await?;
+        if replay::<i64>(&txn, ctx).await?.is_some() {
+            txn.rollback().await?;
+            return Ok(match self.record(id).await? {
+                Some(r) => RecordWrite::Written(Box::new(r)),
+                None => RecordWrite::NotFound,
+            });
+        }
         if let Some(refused) = refuse_unless_at(&txn, id, expected_version).await? {
             txn.rollback().await?;
             return Ok(refused);
         }
-        update_record_row(&txn, id, record.row, now, Some(expected_version)).await?;
-        write_outbox(&txn, &[id], "upsert", now).await?;
+        let before = summary_in(&txn, id).await?;
+        update_record_row(&txn, id, record_.row, ctx.now, Some(expected_version)).await?;
+        write_outbox(&txn, &[id], "upsert", ctx.now).await?;
+        let after = summary_in(&txn, id).await?;
+        let audit = vec![AuditEntry::new(
+            "record.replace",
+            "record",
+            id,
+            before.as_ref(),
+            after.as_ref(),
+        )];
+        record(&txn, ctx, audit, &id).await?;
         txn.commit().await?;
         let stored = self
             .record(id)
@@ -798,16 +819,22 @@ impl Store {
         Ok(RecordWrite::Written(Box::new(stored)))
     }
 
-    /// Deletes a record that has no items, with its outbox row, in one
-    /// transaction. A record with items is refused: items are withdrawn or
-    /// moved to another record first, so no loan or hold loses its title.
+    /// Deletes a record that has no items, with its outbox row and audit
+    /// entry, in one transaction. A record with items is refused: items are
+    /// withdrawn or moved to another record first, so no loan or hold loses
+    /// its title.
     pub async fn delete_record(
         &self,
         id: i64,
         expected_version: i64,
-        now: i64,
+        ctx: &WriteCtx,
     ) -> Result<RecordWrite, StoreError> {
         let txn = self.begin_write().await?;
+        lock_key(self, &txn, ctx).await?;
+        if replay::<i64>(&txn, ctx).await?.is_some() {
+            txn.rollback().await?;
+            return Ok(RecordWrite::Deleted);
+        }
         if let Some(refused) = refuse_unless_at(&txn, id, expected_version).await? {
             txn.rollback().await?;
             return Ok(refused);
@@ -828,6 +855,7 @@ impl Store {
             txn.rollback().await?;
             return Ok(RecordWrite::HasItems(items));
         }
+        let before = summary_in(&txn, id).await?;
         txn.execute(
             &Query::delete()
                 .from_table("records")
@@ -835,38 +863,62 @@ impl Store {
                 .to_owned(),
         )
         .await?;
-        write_outbox(&txn, &[id], "delete", now).await?;
+        write_outbox(&txn, &[id], "delete", ctx.now).await?;
+        let audit = vec![AuditEntry::new(
+            "record.delete",
+            "record",
+            id,
+            before.as_ref(),
+            None::<&()>,
+        )];
+        record(&txn, ctx, audit, &id).await?;
         txn.commit().await?;
         Ok(RecordWrite::Deleted)
     }
 
     /// Sets an item's status, with its record's outbox row (availability is
-    /// searchable), in one transaction. `None` when no item has this id.
+    /// searchable) and audit entry, in one transaction. `None` when no item
+    /// has this id.
     pub async fn set_item_status(
         &self,
         item_id: i64,
         status: &str,
-        now: i64,
+        ctx: &WriteCtx,
     ) -> Result<Option<StoredItem>, StoreError> {
         let txn = self.begin_write().await?;
+        lock_key(self, &txn, ctx).await?;
+        if replay::<i64>(&txn, ctx).await?.is_some() {
+            let item = item_in(&txn, Expr::col("id").eq(item_id)).await?;
+            txn.rollback().await?;
+            return Ok(item);
+        }
+        let Some(before) = item_in(&txn, Expr::col("id").eq(item_id)).await? else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
         let row = txn
             .query_one(
                 &Query::update()
                     .table("items")
                     .value("status", status)
-                    .value("updated_at", now)
+                    .value("updated_at", ctx.now)
                     .value("version", Expr::col("version").add(1))
                     .and_where(Expr::col("id").eq(item_id))
                     .returning(Query::returning().columns(ITEM_COLUMNS))
                     .to_owned(),
             )
-            .await?;
-        let Some(row) = row else {
-            txn.rollback().await?;
-            return Ok(None);
-        };
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("item {item_id} vanished")))?;
         let item = row_to_item(&row)?;
-        write_outbox(&txn, &[item.record_id], "upsert", now).await?;
+        write_outbox(&txn, &[item.record_id], "upsert", ctx.now).await?;
+        let audit = vec![AuditEntry::new(
+            "item.status",
+            "item",
+            item.id,
+            Some(&before),
+            Some(&item),
+        )];
+        record(&txn, ctx, audit, &item.id).await?;
         txn.commit().await?;
         Ok(Some(item))
     }
@@ -941,6 +993,40 @@ impl Store {
             .await?;
         rows.iter().map(|r| col(r, 0)).collect()
     }
+}
+
+/// One item, read inside a transaction.
+async fn item_in(
+    txn: &DatabaseTransaction,
+    condition: SimpleExpr,
+) -> Result<Option<StoredItem>, StoreError> {
+    txn.query_one(
+        &Query::select()
+            .columns(ITEM_COLUMNS)
+            .from("items")
+            .and_where(condition)
+            .to_owned(),
+    )
+    .await?
+    .as_ref()
+    .map(row_to_item)
+    .transpose()
+}
+
+/// A record's summary (no MARC), read inside a transaction: the audit
+/// entry's before and after.
+async fn summary_in(txn: &DatabaseTransaction, id: i64) -> Result<Option<RecordRow>, StoreError> {
+    txn.query_one(
+        &Query::select()
+            .columns(SUMMARY_COLUMNS.iter().copied())
+            .from("records")
+            .and_where(Expr::col("id").eq(id))
+            .to_owned(),
+    )
+    .await?
+    .as_ref()
+    .map(row_to_summary)
+    .transpose()
 }
 
 /// Why a change to record `id` must not go ahead (it is gone, or no longer

@@ -1,44 +1,19 @@
 //! Circulation storage: patrons, loans, holds and requests, transits, fines,
-//! staff accounts, sessions, the audit log and idempotency keys.
+//! staff accounts, sessions and the audit log.
 //!
 //! A circulation operation runs in one [`WriteTx`]: the application reads and
 //! locks what it needs (item first, then patron, so two desks never deadlock),
-//! decides by the domain's rules, writes, and [`WriteTx::finish`]es — which
-//! writes the audit entries, remembers the outcome under the request's
-//! idempotency key and commits, all in the same transaction. A retry with
-//! the same key finds the outcome ([`WriteTx::replay`]) and does not act again.
+//! decides by the domain's rules, writes, and finishes (see `write.rs`).
 
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, LockType, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Statement, TransactionTrait};
-use serde::{Serialize, de::DeserializeOwned};
+use sea_orm::{ConnectionTrait, QueryResult, Statement, TransactionTrait};
+use serde::Serialize;
 
 use crate::catalogue::{ITEM_COLUMNS, col, row_to_item, write_outbox};
-use crate::{Engine, Store, StoreError, StoredItem};
-
-/// What a write needs besides its data: who acts, when, and the client's
-/// idempotency key.
-#[derive(Debug, Clone)]
-pub struct WriteCtx {
-    /// The actor's name for the audit log (`staff:alice`, `patron:12`, `system`).
-    pub actor: String,
-    /// Now, Unix milliseconds.
-    pub now: i64,
-    /// The request's idempotency key, if it sent one.
-    pub idempotency: Option<IdempotencyKey>,
-}
-
-/// An `Idempotency-Key` with a fingerprint of the request it came with, so
-/// that a key reused for a different request is refused, not replayed.
-#[derive(Debug, Clone)]
-pub struct IdempotencyKey {
-    /// The client's key.
-    pub key: String,
-    /// A digest of the operation and its arguments.
-    pub fingerprint: String,
-}
+use crate::{Store, StoreError, StoredItem, WriteTx};
 
 /// A patron as stored (the password hash is read on its own).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PatronRow {
     /// Shoko's id.
     pub id: i64,
@@ -119,7 +94,7 @@ fn row_to_patron(r: &QueryResult) -> Result<PatronRow, StoreError> {
 }
 
 /// The fields of a patron that staff (or a load) set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PatronFields {
     /// Card barcode.
     pub barcode: String,
@@ -146,7 +121,7 @@ pub struct PatronFields {
 }
 
 /// A loan as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LoanRow {
     /// Shoko's id.
     pub id: i64,
@@ -236,7 +211,7 @@ pub struct NewLoan {
 }
 
 /// A hold or a request as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct HoldRow {
     /// Shoko's id.
     pub id: i64,
@@ -289,7 +264,7 @@ fn row_to_hold(r: &QueryResult) -> Result<HoldRow, StoreError> {
 }
 
 /// An item moving between campuses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TransitRow {
     /// Shoko's id.
     pub id: i64,
@@ -334,7 +309,7 @@ fn row_to_transit(r: &QueryResult) -> Result<TransitRow, StoreError> {
 }
 
 /// A fine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FineRow {
     /// Shoko's id.
     pub id: i64,
@@ -394,7 +369,7 @@ fn row_to_fine(r: &QueryResult) -> Result<FineRow, StoreError> {
 }
 
 /// A staff account (without its password hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct StaffRow {
     /// Shoko's id.
     pub id: i64,
@@ -452,7 +427,7 @@ pub struct SessionRow {
 }
 
 /// One entry of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditRow {
     /// Order.
     pub id: i64,
@@ -475,173 +450,11 @@ pub struct AuditRow {
 /// A problem found by [`Store::circulation_problems`].
 pub type Problem = String;
 
-/// A write in progress: one transaction with its actor, time, idempotency
-/// key and audit entries.
-pub struct WriteTx {
-    txn: DatabaseTransaction,
-    ctx: WriteCtx,
-    audit: Vec<(String, String, String, Option<String>, Option<String>)>,
-}
-
 fn one<T>(rows: Vec<T>) -> Option<T> {
     rows.into_iter().next()
 }
 
-fn json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("stored rows always serialise")
-}
-
-/// A stable 64-bit digest of a string (FNV-1a), for advisory lock keys.
-fn fnv64(s: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h as i64
-}
-
-impl Store {
-    /// Begins a write. With an idempotency key on PostgreSQL, the key is
-    /// locked for the transaction, so a retry racing the first attempt waits
-    /// for it and then finds its outcome; SQLite's write lock does the same.
-    pub async fn begin(&self, ctx: WriteCtx) -> Result<WriteTx, StoreError> {
-        let txn = self.begin_write().await?;
-        if self.engine == Engine::Postgres
-            && let Some(k) = &ctx.idempotency
-        {
-            txn.execute_raw(Statement::from_sql_and_values(
-                self.backend(),
-                "SELECT pg_advisory_xact_lock($1)",
-                [fnv64(&format!("{}\u{0}{}", ctx.actor, k.key)).into()],
-            ))
-            .await?;
-        }
-        Ok(WriteTx {
-            txn,
-            ctx,
-            audit: Vec::new(),
-        })
-    }
-}
-
 impl WriteTx {
-    /// Now, as this write sees it.
-    pub fn now(&self) -> i64 {
-        self.ctx.now
-    }
-
-    async fn all<T>(
-        &self,
-        select: &SelectStatement,
-        map: fn(&QueryResult) -> Result<T, StoreError>,
-    ) -> Result<Vec<T>, StoreError> {
-        let rows = self.txn.query_all(select).await?;
-        rows.iter().map(map).collect()
-    }
-
-    /// The outcome of an earlier request with the same idempotency key, or
-    /// `None` when this is the first. A key reused with a different request
-    /// is refused.
-    pub async fn replay<T: DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
-        let Some(k) = &self.ctx.idempotency else {
-            return Ok(None);
-        };
-        let row = self
-            .txn
-            .query_one(
-                &Query::select()
-                    .columns(["fingerprint", "response"])
-                    .from("idempotency_keys")
-                    .and_where(Expr::col("actor").eq(self.ctx.actor.as_str()))
-                    .and_where(Expr::col("key").eq(k.key.as_str()))
-                    .to_owned(),
-            )
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let fingerprint: String = col(&row, 0)?;
-        if fingerprint != k.fingerprint {
-            return Err(StoreError::KeyReused(k.key.clone()));
-        }
-        let response: String = col(&row, 1)?;
-        serde_json::from_str(&response)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("idempotency key {}: {e}", k.key)))
-    }
-
-    /// Notes an audit entry, written when the transaction finishes.
-    pub fn audit<B: Serialize, A: Serialize>(
-        &mut self,
-        action: &str,
-        entity: &str,
-        entity_id: impl ToString,
-        before: Option<&B>,
-        after: Option<&A>,
-    ) {
-        self.audit.push((
-            action.to_owned(),
-            entity.to_owned(),
-            entity_id.to_string(),
-            before.map(json),
-            after.map(json),
-        ));
-    }
-
-    /// Writes the audit entries, remembers `outcome` under the idempotency
-    /// key, and commits.
-    pub async fn finish<T: Serialize>(self, outcome: &T) -> Result<(), StoreError> {
-        let now = self.ctx.now;
-        if !self.audit.is_empty() {
-            let mut insert = Query::insert();
-            insert.into_table("audit_log").columns([
-                "at",
-                "actor",
-                "action",
-                "entity",
-                "entity_id",
-                "before",
-                "after",
-            ]);
-            for (action, entity, id, before, after) in self.audit {
-                insert.values_panic([
-                    now.into(),
-                    self.ctx.actor.as_str().into(),
-                    action.into(),
-                    entity.into(),
-                    id.into(),
-                    before.into(),
-                    after.into(),
-                ]);
-            }
-            self.txn.execute(&insert).await?;
-        }
-        if let Some(k) = &self.ctx.idempotency {
-            self.txn
-                .execute(
-                    &Query::insert()
-                        .into_table("idempotency_keys")
-                        .columns(["actor", "key", "fingerprint", "response", "created_at"])
-                        .values_panic([
-                            self.ctx.actor.as_str().into(),
-                            k.key.as_str().into(),
-                            k.fingerprint.as_str().into(),
-                            json(outcome).into(),
-                            now.into(),
-                        ])
-                        .to_owned(),
-                )
-                .await?;
-        }
-        self.txn.commit().await?;
-        Ok(())
-    }
-
-    /// Gives up: nothing is written.
-    pub async fn abandon(self) -> Result<(), StoreError> {
-        self.txn.rollback().await?;
-        Ok(())
-    }
-
     // ---- items ----
 
     /// An item by barcode, locked for this transaction.
@@ -1916,16 +1729,5 @@ impl Store {
             }
         }
         Ok(problems)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn advisory_lock_keys_are_stable() {
-        assert_eq!(fnv64("a"), fnv64("a"));
-        assert_ne!(fnv64("staff:a\u{0}k1"), fnv64("staff:a\u{0}k2"));
     }
 }

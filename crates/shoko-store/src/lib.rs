@@ -8,6 +8,7 @@
 mod catalogue;
 mod circulation;
 mod migrations;
+mod write;
 
 use std::time::Duration;
 
@@ -22,9 +23,10 @@ pub use catalogue::{
     StoredItem,
 };
 pub use circulation::{
-    AuditRow, FineRow, HoldRow, IdempotencyKey, LoanRow, NewLoan, PatronFields, PatronRow,
-    SessionRow, StaffRow, TransitRow, WriteCtx, WriteTx,
+    AuditRow, FineRow, HoldRow, LoanRow, NewLoan, PatronFields, PatronRow, SessionRow, StaffRow,
+    TransitRow,
 };
+pub use write::{IdempotencyKey, WriteCtx, WriteTx};
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

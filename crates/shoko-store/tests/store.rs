@@ -6,6 +6,15 @@ use shoko_marc::{Field, Record, Subfield, Tag, iso2709};
 use shoko_store::{ImportRecord, RecordWrite, Store};
 use shoko_testkit::each_engine;
 
+/// A write by the test at time `now`, without an idempotency key.
+fn ctx(now: i64) -> shoko_store::WriteCtx {
+    shoko_store::WriteCtx {
+        actor: "system".into(),
+        now,
+        idempotency: None,
+    }
+}
+
 fn record(control: &str, title: &str, barcodes: &[&str]) -> ImportRecord {
     record_with(Some(control), None, title, barcodes)
 }
@@ -194,7 +203,7 @@ async fn an_item_added_later_gets_an_outbox_row_and_a_taken_barcode_is_refused()
         let id = store.records_by_control_number("001").await.expect("find")[0].id;
         let mut spec = record("x", "x", &["B002"]).items.remove(0);
         let added = store
-            .add_item(id, &spec, 5)
+            .add_item(id, &spec, &ctx(5))
             .await
             .expect("add")
             .expect("added");
@@ -204,7 +213,11 @@ async fn an_item_added_later_gets_an_outbox_row_and_a_taken_barcode_is_refused()
         );
         spec.barcode = Barcode::parse("B001").expect("barcode");
         assert!(
-            store.add_item(id, &spec, 6).await.expect("add").is_none(),
+            store
+                .add_item(id, &spec, &ctx(6))
+                .await
+                .expect("add")
+                .is_none(),
             "{}",
             db.engine()
         );
@@ -321,7 +334,7 @@ async fn an_edit_replaces_the_record_at_its_version_and_writes_an_outbox_row() {
         assert_eq!(stored.version, 1);
         let edited = record("001", "吾輩ハ猫デアル", &[]);
         let RecordWrite::Written(now) = store
-            .replace_record(stored.id, 1, edited.clone(), 7)
+            .replace_record(stored.id, 1, edited.clone(), &ctx(7))
             .await
             .expect("replace")
         else {
@@ -341,7 +354,7 @@ async fn an_edit_replaces_the_record_at_its_version_and_writes_an_outbox_row() {
         );
         // An editor still holding version 1 is told, and nothing changes.
         let stale = store
-            .replace_record(stored.id, 1, record("001", "上書き", &[]), 8)
+            .replace_record(stored.id, 1, record("001", "上書き", &[]), &ctx(8))
             .await
             .expect("replace");
         assert!(
@@ -354,7 +367,7 @@ async fn an_edit_replaces_the_record_at_its_version_and_writes_an_outbox_row() {
         assert_eq!(store.items_of(stored.id).await.expect("items").len(), 1);
         assert!(matches!(
             store
-                .replace_record(999, 1, edited, 9)
+                .replace_record(999, 1, edited, &ctx(9))
                 .await
                 .expect("replace"),
             RecordWrite::NotFound
@@ -384,15 +397,24 @@ async fn a_record_is_deleted_only_without_items_and_at_its_version() {
             .expect("import");
         let with_items = store.records_by_control_number("001").await.expect("find")[0].id;
         let without = store.records_by_control_number("002").await.expect("find")[0].id;
-        let refused = store.delete_record(with_items, 1, 2).await.expect("delete");
+        let refused = store
+            .delete_record(with_items, 1, &ctx(2))
+            .await
+            .expect("delete");
         assert!(matches!(refused, RecordWrite::HasItems(1)), "{refused:?}");
-        let stale = store.delete_record(without, 5, 2).await.expect("delete");
+        let stale = store
+            .delete_record(without, 5, &ctx(2))
+            .await
+            .expect("delete");
         assert!(
             matches!(stale, RecordWrite::Stale { current: 1 }),
             "{stale:?}"
         );
         assert!(matches!(
-            store.delete_record(without, 1, 3).await.expect("delete"),
+            store
+                .delete_record(without, 1, &ctx(3))
+                .await
+                .expect("delete"),
             RecordWrite::Deleted
         ));
         assert!(store.record(without).await.expect("read").is_none());
@@ -405,7 +427,10 @@ async fn a_record_is_deleted_only_without_items_and_at_its_version() {
             db.engine()
         );
         assert!(matches!(
-            store.delete_record(without, 1, 4).await.expect("delete"),
+            store
+                .delete_record(without, 1, &ctx(4))
+                .await
+                .expect("delete"),
             RecordWrite::NotFound
         ));
     })
@@ -427,14 +452,14 @@ async fn an_item_status_change_bumps_its_version_and_writes_its_records_outbox_r
             .expect("read")
             .expect("there");
         let changed = store
-            .set_item_status(item.id, "missing", 5)
+            .set_item_status(item.id, "missing", &ctx(5))
             .await
             .expect("set")
             .expect("found");
         assert_eq!((changed.status.as_str(), changed.version), ("missing", 2));
         assert!(
             store
-                .set_item_status(9999, "missing", 5)
+                .set_item_status(9999, "missing", &ctx(5))
                 .await
                 .expect("set")
                 .is_none()

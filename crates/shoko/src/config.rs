@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Format as _, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-use shoko_app::CatalogueSettings;
+use shoko_app::{CatalogueSettings, CirculationSettings};
 
 /// The name of the configuration file inside the data dir.
 pub const FILE_NAME: &str = "shoko.toml";
@@ -23,6 +23,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Campuses, locations, item types, import.
     pub catalogue: CatalogueSettings,
+    /// Patron categories, the loan policy, calendars, holds, recalls, blocks.
+    pub circulation: CirculationSettings,
     /// The search index.
     pub search: SearchConfig,
     /// Logging.

@@ -206,6 +206,7 @@ async fn open_app(
         &options,
         &index,
         config.catalogue.clone(),
+        config.circulation.clone(),
         Arc::new(SystemClock),
     )
     .await
