@@ -129,7 +129,7 @@ fn next_dir(index_dir: &Path) -> PathBuf {
 }
 
 /// One hit as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchHit {
     /// Record id.
     pub id: i64,
@@ -151,7 +151,7 @@ pub struct SearchHit {
 }
 
 /// Availability at one campus.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct CampusAvailability {
     /// Campus code.
     pub campus: String,
@@ -162,7 +162,7 @@ pub struct CampusAvailability {
 }
 
 /// A page of search results.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchPage {
     /// All matching records.
     pub total: usize,
@@ -173,7 +173,7 @@ pub struct SearchPage {
 }
 
 /// One facet value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FacetValue {
     /// The value.
     pub value: String,

@@ -188,7 +188,7 @@ impl Admission {
 
     /// The client's address: the peer, or, when the peer is a trusted proxy,
     /// the last address it added to `X-Forwarded-For`.
-    fn client_of(&self, request: &Request) -> IpAddr {
+    pub(crate) fn client_of(&self, request: &Request) -> IpAddr {
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()

@@ -1,10 +1,14 @@
-//! Shoko's HTTP layer: the REST API and health. Thin: every handler parses its
-//! input into domain types, calls one use case in `shoko-app`, and turns the
-//! outcome into JSON. This is the only crate that knows HTTP.
+//! Shoko's HTTP layer: the REST API with its OpenAPI document, and health.
+//! Thin: every handler parses its input into domain types, calls one use
+//! case in `shoko-app` (which checks permissions), and turns the outcome into
+//! JSON. This is the only crate that knows HTTP.
 
 pub mod admission;
+pub mod auth;
+mod circulation;
 mod error;
 mod marc_json;
+mod patrons;
 mod records;
 mod search;
 
@@ -12,17 +16,23 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, patch, post};
 use shoko_app::App;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
 pub use admission::{Admission, Limits};
-pub use error::ApiError;
+pub use auth::LoginLimits;
+pub use error::{ApiError, prefers_japanese};
 
-/// What every handler shares: the application and the search gate.
+/// What every handler shares: the application, the search gate and the
+/// login throttles.
 #[derive(Clone)]
 pub struct Web {
     app: App,
     admission: Arc<Admission>,
+    logins: Arc<LoginLimits>,
 }
 
 impl axum::extract::FromRef<Web> for App {
@@ -31,50 +41,125 @@ impl axum::extract::FromRef<Web> for App {
     }
 }
 
-/// The whole router: health and the REST API; public search behind the
-/// admission gate.
-pub fn router(app: App, admission: Arc<Admission>) -> Router {
-    let public_search = Router::new()
-        .route("/api/v1/search", get(search::search))
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Shoko",
+        description = "The REST API of Shoko, an integrated library system. Writes accept \
+            `Idempotency-Key`: a repeat with the same key returns the first result and does not \
+            act again. Errors have one shape, `{\"error\": {\"code\", \"message\"}}`, with the \
+            message in Japanese or English after `Accept-Language`. Authenticate with \
+            `Authorization: Bearer <token>` from `/api/v1/auth/login`, or with the session \
+            cookie plus `X-CSRF-Token` on writes."
+    ),
+    tags(
+        (name = "catalogue", description = "Records, items and search"),
+        (name = "circulation", description = "Loans, check-ins, holds, requests, transits"),
+        (name = "fines", description = "Fines, payments and waivers"),
+        (name = "patrons", description = "Patrons and their own data"),
+        (name = "staff", description = "Staff accounts and the audit log"),
+        (name = "auth", description = "Login and sessions"),
+        (name = "health", description = "Health"),
+    )
+)]
+struct ApiDoc;
+
+/// Every API route with its OpenAPI description: one list, so a route
+/// cannot exist without its documentation.
+fn api(admission: &Arc<Admission>) -> OpenApiRouter<Web> {
+    let public_search = OpenApiRouter::new()
+        .routes(routes!(search::search))
         .route_layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&admission),
+            Arc::clone(admission),
             admission::gate,
         ));
-    Router::new()
-        .route("/health", get(health))
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
         .merge(public_search)
-        .route("/api/v1/records", get(records::find))
-        .route(
-            "/api/v1/records/{id}",
-            get(records::get)
-                .put(records::replace)
-                .delete(records::delete),
-        )
-        .route("/api/v1/items/{id}", patch(records::change_item))
-        .route("/api/v1/records/{id}/items", post(records::add_item))
-        .with_state(Web { app, admission })
+        .routes(routes!(records::find))
+        .routes(routes!(records::get, records::replace, records::delete))
+        .routes(routes!(records::add_item))
+        .routes(routes!(records::change_item))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(patrons::find, patrons::create))
+        .routes(routes!(patrons::get, patrons::update))
+        .routes(routes!(patrons::preferences))
+        .routes(routes!(patrons::password))
+        .routes(routes!(patrons::loans))
+        .routes(routes!(patrons::history))
+        .routes(routes!(patrons::holds))
+        .routes(routes!(patrons::fines))
+        .routes(routes!(circulation::checkout))
+        .routes(routes!(circulation::loan))
+        .routes(routes!(circulation::renew))
+        .routes(routes!(circulation::checkin))
+        .routes(routes!(circulation::place_hold))
+        .routes(routes!(circulation::hold, circulation::cancel_hold))
+        .routes(routes!(circulation::place_request))
+        .routes(routes!(circulation::request))
+        .routes(routes!(circulation::transits))
+        .routes(routes!(circulation::charge_fine))
+        .routes(routes!(circulation::fine))
+        .routes(routes!(circulation::pay_fine))
+        .routes(routes!(circulation::waive_fine))
+        .routes(routes!(patrons::staff_list, patrons::staff_create))
+        .routes(routes!(patrons::staff_update))
+        .routes(routes!(patrons::audit))
+}
+
+/// The OpenAPI 3 document of the REST API (served at `/api/v1/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let admission = Arc::new(Admission::new(Limits::for_cores(1)));
+    api(&admission).split_for_parts().1
+}
+
+/// The whole router: health, the REST API, its OpenAPI document and viewer
+/// (`/api/v1/docs`, assets compiled into the binary); public search behind
+/// the admission gate; every request identified by its session.
+pub fn router(app: App, admission: Arc<Admission>, logins: Arc<LoginLimits>) -> Router {
+    let (routes, doc) = api(&admission).split_for_parts();
+    let web = Web {
+        app,
+        admission,
+        logins,
+    };
+    routes
+        .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            auth::identify,
+        ))
+        .layer(axum::middleware::from_fn(error::localize))
+        .with_state(web)
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.
+/// `secure_cookies` marks the session cookie `Secure` (HTTPS in front).
 pub async fn serve(
     app: App,
     limits: Limits,
+    secure_cookies: bool,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let admission = Arc::new(Admission::new(limits));
+    let logins = Arc::new(LoginLimits::new(secure_cookies));
     let sweeper = tokio::spawn({
         let admission = Arc::clone(&admission);
+        let logins = Arc::clone(&logins);
         async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 every.tick().await;
                 admission.forget_quiet_clients();
+                logins.forget_quiet();
             }
         }
     });
-    let service =
-        router(app, admission).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let service = router(app, admission, logins)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let outcome = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;
@@ -82,6 +167,10 @@ pub async fn serve(
     outcome
 }
 
+/// Health: the database answers, the index's position and lag, the search
+/// gate's counters.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "OK", body = inline(Object)), (status = 500, description = "Unexpected error", body = error::ErrorBody)))]
 async fn health(State(web): State<Web>) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let app = &web.app;
     app.store.ping().await.map_err(ApiError::unexpected)?;

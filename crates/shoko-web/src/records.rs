@@ -1,17 +1,19 @@
 //! `/api/v1/records`: bibliographic records and their items.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use shoko_app::App;
-use shoko_app::catalogue::{AddItemError, RecordChangeError, RecordView};
+use shoko_app::catalogue::RecordView;
 use shoko_domain::{Barcode, CampusCode, ItemSpec, ItemStatus, ItemTypeCode, LocationCode};
+use shoko_store::StoredItem;
 
 use crate::ApiError;
+use crate::auth::{Call, RawCall, Who};
+use crate::error::ErrorBody;
 use crate::marc_json::to_json;
 
 fn view_json(v: &RecordView) -> Value {
@@ -39,7 +41,10 @@ fn with_etag(view: &RecordView) -> Response {
     response
 }
 
-/// `GET /api/v1/records/{id}`.
+/// One record with its items and its MARC record (MARC-in-JSON); its version is the ETag.
+#[utoipa::path(get, operation_id = "get_record", path = "/api/v1/records/{id}", tag = "catalogue",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "OK", body = RecordView), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let view = app
@@ -79,32 +84,17 @@ fn expected_version(headers: &HeaderMap) -> Result<i64, ApiError> {
         })
 }
 
-fn change_error(e: RecordChangeError) -> ApiError {
-    match e {
-        RecordChangeError::NoRecord(_) => ApiError::not_found(e.to_string()),
-        RecordChangeError::Stale { .. } => {
-            ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", e.to_string())
-        }
-        RecordChangeError::HasItems { .. } => {
-            ApiError::new(StatusCode::CONFLICT, "has_items", e.to_string())
-        }
-        RecordChangeError::BadRecord(_) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad_record",
-            e.to_string(),
-        ),
-        RecordChangeError::Unexpected(e) => ApiError::unexpected(e),
-    }
-}
-
-/// `PUT /api/v1/records/{id}`: replaces the MARC record, sent as MARCXML
-/// (`application/marcxml+xml`) or ISO 2709 (`application/marc`), with
-/// `If-Match`.
+/// Replaces the MARC record, sent as MARCXML (`application/marcxml+xml`) or
+/// ISO 2709 (`application/marc`), with `If-Match` (cataloguers).
+#[utoipa::path(put, operation_id = "replace_record", path = "/api/v1/records/{id}", tag = "catalogue",
+    params(("id" = i64, Path), ("If-Match" = String, Header), ("Idempotency-Key" = Option<String>, Header)),
+    request_body(content = String, content_type = "application/marcxml+xml"),
+    responses((status = 200, description = "OK", body = RecordView), (status = 412, description = "Changed since read", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn replace(
     State(app): State<App>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawCall(caller, body): RawCall,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let expected = expected_version(&headers)?;
@@ -130,60 +120,66 @@ pub async fn replace(
             format!("the MARC record cannot be read: {e}"),
         )
     })?;
-    let view = app
-        .replace_record(id, expected, &record)
-        .await
-        .map_err(change_error)?;
+    let view = app.replace_record(&caller, id, expected, &record).await?;
     Ok(with_etag(&view))
 }
 
-/// `DELETE /api/v1/records/{id}` with `If-Match`: deletes a record without items.
+/// Deletes a record without items, with `If-Match` (cataloguers).
+#[utoipa::path(delete, operation_id = "delete_record", path = "/api/v1/records/{id}", tag = "catalogue",
+    params(("id" = i64, Path), ("If-Match" = String, Header), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 204, description = "No content"), (status = 409, description = "Conflict with the current state", body = ErrorBody), (status = 412, description = "Changed since read", body = ErrorBody)))]
 pub async fn delete(
     State(app): State<App>,
+    Who(caller): Who,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     let expected = expected_version(&headers)?;
-    app.delete_record(id, expected)
-        .await
-        .map_err(change_error)?;
+    app.delete_record(&caller, id, expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Body of `PATCH /api/v1/items/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemChange {
     status: String,
 }
 
-/// `PATCH /api/v1/items/{id}`: sets an item's status.
+/// Sets an item's status (cataloguers).
+#[utoipa::path(patch, operation_id = "change_item", path = "/api/v1/items/{id}", tag = "catalogue",
+    request_body = ItemChange,
+    params(("id" = i64, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, description = "OK", body = StoredItem), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn change_item(
     State(app): State<App>,
     Path(id): Path<String>,
-    Json(body): Json<ItemChange>,
-) -> Result<Json<Value>, ApiError> {
+    Call(caller, body): Call<ItemChange>,
+) -> Result<Json<StoredItem>, ApiError> {
     let id = parse_id(&id)?;
     let status = ItemStatus::from_code(&body.status)
         .ok_or_else(|| bad("status", format!("unknown status {:?}", body.status)))?;
     let item = app
-        .set_item_status(id, status)
-        .await
-        .map_err(ApiError::unexpected)?
-        .ok_or_else(|| ApiError::not_found(format!("item {id} does not exist")))?;
-    Ok(Json(
-        serde_json::to_value(item).expect("an item always serialises"),
-    ))
+        .set_item_status(&caller, id, status)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("item {id} does not exist"))
+                .ja(format!("資料 {id} は見つかりません"))
+        })?;
+    Ok(Json(item))
 }
 
 /// Query of `GET /api/v1/records`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct FindQuery {
     control_number: Option<String>,
 }
 
-/// `GET /api/v1/records?control_number=…`: the records with this 001.
+/// The records with this control number (001).
+#[utoipa::path(get, operation_id = "find_records", path = "/api/v1/records", tag = "catalogue",
+    params(FindQuery),
+    responses((status = 200, description = "OK", body = inline(Object)), (status = 400, description = "Bad request", body = ErrorBody)))]
 pub async fn find(
     State(app): State<App>,
     Query(q): Query<FindQuery>,
@@ -207,7 +203,7 @@ pub async fn find(
 }
 
 /// Body of `POST /api/v1/records/{id}/items`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewItem {
     barcode: String,
@@ -226,12 +222,17 @@ fn bad(field: &str, e: impl std::fmt::Display) -> ApiError {
     )
 }
 
-/// `POST /api/v1/records/{id}/items`: adds an item.
+/// Adds an item to a record (cataloguers).
+#[utoipa::path(post, operation_id = "add_item", path = "/api/v1/records/{id}/items", tag = "catalogue",
+    request_body = NewItem,
+    params(("id" = i64, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, description = "Created", body = StoredItem), (status = 409, description = "Conflict with the current state", body = ErrorBody)))]
 pub async fn add_item(
     State(app): State<App>,
-    Path(id): Path<i64>,
-    Json(body): Json<NewItem>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Path(id): Path<String>,
+    Call(caller, body): Call<NewItem>,
+) -> Result<(StatusCode, Json<StoredItem>), ApiError> {
+    let id = parse_id(&id)?;
     let item = ItemSpec {
         barcode: Barcode::parse(&body.barcode).map_err(|e| bad("barcode", e))?,
         campus: CampusCode::parse(&body.campus).map_err(|e| bad("campus", e))?,
@@ -249,20 +250,6 @@ pub async fn add_item(
                 .ok_or_else(|| bad("status", format!("unknown status {s:?}")))?,
         },
     };
-    let stored = app.add_item(id, item).await.map_err(|e| match e {
-        AddItemError::NoRecord(_) => ApiError::not_found(e.to_string()),
-        AddItemError::BarcodeTaken(_) => {
-            ApiError::new(StatusCode::CONFLICT, "barcode_taken", e.to_string())
-        }
-        AddItemError::UnknownCode(_) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_code",
-            e.to_string(),
-        ),
-        AddItemError::Unexpected(e) => ApiError::unexpected(e),
-    })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::to_value(stored).expect("an item always serialises")),
-    ))
+    let stored = app.add_item(&caller, id, item).await?;
+    Ok((StatusCode::CREATED, Json(stored)))
 }

@@ -13,8 +13,18 @@ fn bad(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_parameter", message)
 }
 
-/// `?q=…&offset=&limit=&sort=&facet=campus&facet=language&filter=campus:HONGO`.
-/// Repeated parameters (`facet`, `filter`) are read in order.
+/// Catalogue search: `?q=…&offset=&limit=&sort=&facet=campus&facet=language&filter=campus:HONGO`.
+/// Repeated parameters (`facet`, `filter`) are read in order. Public, behind
+/// the admission gate (503 or 429 with `Retry-After` under overload).
+#[utoipa::path(get, path = "/api/v1/search", tag = "catalogue",
+    params(
+        ("q" = Option<String>, Query, description = "words, \"phrases\", AND/OR/NOT, title: author: isbn: subject: reading: fields, prefix*"),
+        ("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query),
+        ("sort" = Option<String>, Query, description = "relevance, title, year or year_asc"),
+        ("facet" = Option<Vec<String>>, Query, description = "campus, format, language, year, availability"),
+        ("filter" = Option<Vec<String>>, Query, description = "facet:value")),
+    responses((status = 200, description = "OK", body = SearchPage), (status = 400, description = "Bad request", body = crate::error::ErrorBody),
+              (status = 429, description = "Too many requests", body = crate::error::ErrorBody), (status = 503, description = "Busy", body = crate::error::ErrorBody)))]
 pub async fn search(
     State(app): State<App>,
     RawQuery(raw): RawQuery,

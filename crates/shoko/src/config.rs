@@ -41,6 +41,9 @@ pub struct ServerConfig {
     /// per-client search rate); requests from other addresses are taken at
     /// their word of nothing.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Mark the session cookie `Secure`, so browsers send it only over HTTPS
+    /// (and to `localhost`). Turn off only for plain HTTP on a trusted network.
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +51,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             trusted_proxies: Vec::new(),
+            secure_cookies: true,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `shoko`, the one binary: every role is a subcommand (serve, demo, import,
-//! export, config). It alone reads the environment and the configuration file.
+//! export, search, reindex, user, patron, openapi, config). It alone reads the environment and the configuration file.
 
 mod config;
 
@@ -112,6 +112,52 @@ enum Command {
     Reindex,
     /// Print the effective configuration, secrets redacted.
     Config,
+    /// Staff accounts: add, change a password, list.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Patrons: load from CSV.
+    Patron {
+        #[command(subcommand)]
+        action: PatronAction,
+    },
+    /// Print the OpenAPI 3 document of the REST API.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a staff account; the password is read from the first line of standard input.
+    Add {
+        /// Login name.
+        username: String,
+        /// admin, cataloguer, circulation, acquisitions or read_only.
+        #[arg(long)]
+        role: String,
+        /// Name to show (default: the login name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Set a staff account's password, read from the first line of standard input;
+    /// its sessions end.
+    Passwd {
+        /// Login name.
+        username: String,
+    },
+    /// List staff accounts.
+    List,
+}
+
+#[derive(Subcommand)]
+enum PatronAction {
+    /// Load patrons from CSV (header: barcode,name,name_reading,category,
+    /// home_campus,email,phone,language,expires_on). Known barcodes are updated;
+    /// bad rows are reported by line and the good rows loaded.
+    Import {
+        /// The CSV file (UTF-8).
+        file: PathBuf,
+    },
 }
 
 /// Exit code when some records were rejected and the rest imported.
@@ -254,6 +300,41 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             import(&app, format, &files).await
         }
         Command::Validate { format, files } => validate(format, &files),
+        Command::Openapi => {
+            let doc = shoko_web::openapi()
+                .to_pretty_json()
+                .context("cannot write the OpenAPI document")?;
+            println!("{doc}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { action } => {
+            let app = open_app(db, &data_dir, &config, IndexUse::None).await?;
+            user(&app, action).await
+        }
+        Command::Patron {
+            action: PatronAction::Import { file },
+        } => {
+            let app = open_app(db, &data_dir, &config, IndexUse::None).await?;
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let load = app
+                .load_patrons(&App::system(), std::io::BufReader::new(input))
+                .await?;
+            for r in &load.rejected {
+                eprintln!("{}:{}: {}", file.display(), r.line, r.reason);
+            }
+            eprintln!(
+                "{} patrons created, {} updated, {} rows rejected",
+                load.created,
+                load.updated,
+                load.rejected.len()
+            );
+            Ok(if load.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_SOME_REJECTED)
+            })
+        }
         Command::Search { query, limit, sort } => {
             let sort = shoko_search::Sort::parse(&sort).with_context(|| {
                 format!("sort {sort:?} is not relevance, title, year or year_asc")
@@ -380,6 +461,60 @@ fn demo_config(data_dir: &Path, config: Config) -> anyhow::Result<Config> {
     Ok(Config::load(data_dir, std::env::vars())?)
 }
 
+/// The first line of standard input, without its line end: a password.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
+}
+
+async fn user(app: &App, action: UserAction) -> anyhow::Result<ExitCode> {
+    let system = App::system();
+    match action {
+        UserAction::Add {
+            username,
+            role,
+            name,
+        } => {
+            let username = shoko_domain::Username::parse(&username)?;
+            let role = shoko_domain::Role::from_code(&role).with_context(|| {
+                format!(
+                    "role {role:?} is not admin, cataloguer, circulation, acquisitions or read_only"
+                )
+            })?;
+            let password = password_from_stdin()?;
+            let name = name.unwrap_or_else(|| username.to_string());
+            let s = app
+                .add_staff(&system, &username, &name, role, &password)
+                .await?;
+            eprintln!("staff account {} ({}) added", s.username, s.role);
+        }
+        UserAction::Passwd { username } => {
+            let username = shoko_domain::Username::parse(&username)?;
+            let password = password_from_stdin()?;
+            app.update_staff(&system, &username, None, None, None, Some(&password))
+                .await?;
+            eprintln!("password of {username} changed; its sessions have ended");
+        }
+        UserAction::List => {
+            let mut out = std::io::stdout().lock();
+            for s in app.staff_accounts(&system).await? {
+                let state = if s.active { "active" } else { "inactive" };
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}",
+                    s.username, s.role, state, s.display_name
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Serves on `listen` (else the configured address) until SIGTERM or Ctrl-C.
 async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Result<()> {
     let listen = listen.unwrap_or(config.server.listen.clone());
@@ -405,7 +540,14 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
         per_client_per_second = limits.per_client_per_second,
         "search admission limits"
     );
-    shoko_web::serve(app, limits, listener, shutdown_signal()).await?;
+    shoko_web::serve(
+        app,
+        limits,
+        config.server.secure_cookies,
+        listener,
+        shutdown_signal(),
+    )
+    .await?;
     let _ = stop_indexer.send(true);
     let _ = indexer.await;
     store.close().await?;
