@@ -98,6 +98,15 @@ impl App {
     }
 }
 
+/// How an edited MARC record is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarcFormat {
+    /// ISO 2709 (`application/marc`).
+    Iso2709,
+    /// MARCXML (`application/marcxml+xml`).
+    MarcXml,
+}
+
 /// Why a record could not be changed.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordChangeError {
@@ -175,6 +184,26 @@ impl App {
         let row = Self::change_outcome(id, expected_version, outcome)?
             .ok_or_else(|| StoreError::Corrupt(format!("record {id}: update gave no row")))?;
         Ok(self.view(row).await?)
+    }
+
+    /// Replaces a record's MARC record from the bytes an editor sent; the
+    /// permission is checked before the bytes are read.
+    pub async fn replace_record_from(
+        &self,
+        caller: &Caller,
+        id: i64,
+        expected_version: i64,
+        format: MarcFormat,
+        bytes: &[u8],
+    ) -> Result<RecordView, RecordChangeError> {
+        caller.actor.require(Permission::CatalogueWrite)?;
+        let parsed = match format {
+            MarcFormat::Iso2709 => iso2709::parse(bytes),
+            MarcFormat::MarcXml => shoko_marc::marcxml::parse(bytes),
+        };
+        let (marc, _warnings) = parsed.map_err(|e| RecordChangeError::BadRecord(e.to_string()))?;
+        self.replace_record(caller, id, expected_version, &marc)
+            .await
     }
 
     /// Deletes a record without items, if it is still at `expected_version`.

@@ -15,7 +15,7 @@ pub mod settings;
 
 use std::sync::Arc;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use settings::{CatalogueSettings, CirculationSettings};
 pub use shoko_store::{Engine, Store, StoreError, StoreOptions};
 

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use shoko_app::App;
-use shoko_app::catalogue::RecordView;
+use shoko_app::catalogue::{MarcFormat, RecordView};
 use shoko_domain::{Barcode, CampusCode, ItemSpec, ItemStatus, ItemTypeCode, LocationCode};
 use shoko_store::StoredItem;
 
@@ -102,25 +102,21 @@ pub async fn replace(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let parsed = if kind.starts_with("application/marc") && !kind.contains("xml") {
-        shoko_marc::iso2709::parse(&body)
+    let format = if kind.starts_with("application/marc") && !kind.contains("xml") {
+        MarcFormat::Iso2709
     } else if kind.contains("xml") {
-        shoko_marc::marcxml::parse(&body)
+        MarcFormat::MarcXml
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "send the record as application/marcxml+xml or application/marc",
-        ));
-    };
-    let (record, _warnings) = parsed.map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad_record",
-            format!("the MARC record cannot be read: {e}"),
         )
-    })?;
-    let view = app.replace_record(&caller, id, expected, &record).await?;
+        .ja("レコードは application/marcxml+xml か application/marc で送ってください"));
+    };
+    let view = app
+        .replace_record_from(&caller, id, expected, format, &body)
+        .await?;
     Ok(with_etag(&view))
 }
 
