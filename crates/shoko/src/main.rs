@@ -292,6 +292,7 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
                     "demo records imported"
                 );
             }
+            demo_people(&app).await?;
             serve(app, &config, listen).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -460,6 +461,54 @@ fn demo_config(data_dir: &Path, config: Config) -> anyhow::Result<Config> {
         .with_context(|| format!("cannot write {}", file.display()))?;
     Ok(Config::load(data_dir, std::env::vars())?)
 }
+
+/// The demo's staff accounts and patrons, made once: `admin` and `desk`
+/// (circulation) with the passwords the README gives, and ten patrons who
+/// log in with `shoko-demo-patron`.
+async fn demo_people(app: &App) -> anyhow::Result<()> {
+    let system = App::system();
+    if !app.staff_accounts(&system).await?.is_empty() {
+        return Ok(());
+    }
+    for (name, display, role, password) in [
+        (
+            "admin",
+            "管理者 (demo)",
+            shoko_domain::Role::Admin,
+            "shoko-demo-admin",
+        ),
+        (
+            "desk",
+            "カウンター (demo)",
+            shoko_domain::Role::Circulation,
+            "shoko-demo-desk",
+        ),
+    ] {
+        let username = shoko_domain::Username::parse(name)?;
+        app.add_staff(&system, &username, display, role, password)
+            .await?;
+    }
+    let load = app.load_patrons(&system, DEMO_PATRONS.as_bytes()).await?;
+    anyhow::ensure!(
+        load.rejected.is_empty(),
+        "demo patrons rejected: {:?}",
+        load.rejected
+    );
+    for line in DEMO_PATRONS.lines().skip(1) {
+        let barcode = line.split(',').next().unwrap_or_default();
+        if let Some(p) = app.store.patron_by_barcode(barcode).await? {
+            app.set_patron_password(&system, p.id, "shoko-demo-patron")
+                .await?;
+        }
+    }
+    tracing::info!(
+        patrons = load.created,
+        "demo accounts: admin / shoko-demo-admin, desk / shoko-demo-desk, patrons D0001–D0010 / shoko-demo-patron"
+    );
+    Ok(())
+}
+
+const DEMO_PATRONS: &str = include_str!("../../../fixtures/demo/patrons.csv");
 
 /// The first line of standard input, without its line end: a password.
 fn password_from_stdin() -> anyhow::Result<String> {

@@ -38,6 +38,49 @@ impl Shoko {
     fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("shoko runs")
     }
+
+    /// Runs a command with `input` on its standard input.
+    fn run_with_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("shoko runs");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("shoko ends")
+    }
+
+    /// Adds a staff account with `shoko user add`.
+    fn add_staff(&self, name: &str, role: &str) {
+        let o = self.run_with_input(
+            &["user", "add", name, "--role", role],
+            &format!("{STAFF_PASSWORD}\n"),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+const STAFF_PASSWORD: &str = "test staff password";
+
+/// Logs a staff account in over HTTP and returns its bearer token.
+async fn staff_token(http: &reqwest::Client, base: &str, name: &str) -> String {
+    let body: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"kind": "staff", "name": name, "password": STAFF_PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    body["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login failed: {body}"))
+        .to_owned()
 }
 
 fn stdout(o: &Output) -> String {
@@ -273,6 +316,7 @@ async fn the_server_answers_health_and_records_by_id_and_control_number() {
         let s = Shoko::new(db);
         let o = s.run(&["import", &marc("loc/loc_books2016_jpn300.mrc")]);
         assert!(o.status.success());
+        s.add_staff("cataloguer", "cataloguer");
         let mut cmd = s.command();
         cmd.args(["serve", "--listen", "127.0.0.1:0"]);
         let server = start(cmd);
@@ -301,8 +345,10 @@ async fn the_server_answers_health_and_records_by_id_and_control_number() {
         assert_eq!(record["title_reading"], "Dentō wagei kōdan no subete");
         assert_eq!(record["marc"]["fields"][0]["001"], "   00271342 ");
 
+        let token = staff_token(&http, &server.base, "cataloguer").await;
         let added = http
             .post(format!("{}/api/v1/records/{id}/items", server.base))
+            .bearer_auth(&token)
             .json(&serde_json::json!({
                 "barcode": "KMB0000001", "campus": "komaba", "location": "OPEN",
                 "call_number": "GR340 .A25", "item_type": "BOOK"
@@ -313,6 +359,7 @@ async fn the_server_answers_health_and_records_by_id_and_control_number() {
         assert_eq!(added.status(), 201);
         let again = http
             .post(format!("{}/api/v1/records/{id}/items", server.base))
+            .bearer_auth(&token)
             .json(&serde_json::json!({"barcode": "KMB0000001", "campus": "KOMABA", "item_type": "BOOK"}))
             .send()
             .await
@@ -365,6 +412,47 @@ async fn the_demo_serves_japanese_chinese_korean_and_english_records_with_items(
     }
     assert_eq!(scripts, (true, true, true));
     assert_eq!(campuses.len(), 4, "{campuses:?}");
+    // The demo's desk account lends to a demo patron; the expired one is refused.
+    let login: serde_json::Value = http
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(&serde_json::json!({"kind": "staff", "name": "desk", "password": "shoko-demo-desk"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["token"].as_str().expect("demo desk logs in");
+    let first: serde_json::Value = http
+        .get(format!("{}/api/v1/records/1", server.base))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let item = &first["items"][0];
+    let lend = |patron: &'static str| {
+        http.post(format!("{}/api/v1/loans", server.base))
+            .bearer_auth(token)
+            .header("accept-language", "ja")
+            .json(&serde_json::json!({
+                "patron_barcode": patron,
+                "item_barcode": item["barcode"],
+                "campus": item["campus"],
+            }))
+            .send()
+    };
+    let refused = lend("D0010").await.expect("checkout");
+    assert_eq!(refused.status(), 409);
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("有効期限")),
+        "{body}"
+    );
+    assert_eq!(lend("D0001").await.expect("checkout").status(), 201);
     drop(server);
     // Reused: a second start does not import the demo records again.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoko"));
@@ -858,6 +946,286 @@ async fn reindex_beside_a_running_server_is_swapped_in_while_searches_go_on() {
         );
         assert!(!s.dir.path().join("index.next").exists());
         assert!(!s.dir.path().join("index.old").exists());
+    })
+    .await;
+}
+
+/// Imports the demo catalogue and its patrons, adds a circulation account,
+/// and starts the server: a library ready for the desk, with the barcodes of
+/// the items on the shelf at HONGO.
+async fn desk_ready(s: &Shoko) -> (Server, String, Vec<String>) {
+    let demo = fixtures().join("demo/demo.mrc").display().to_string();
+    assert!(s.run(&["import", &demo]).status.success());
+    let patrons = fixtures().join("demo/patrons.csv").display().to_string();
+    let o = s.run(&["patron", "import", &patrons]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    s.add_staff("desk", "circulation");
+    let store = shoko_store::Store::open(s.db.url(), &shoko_store::StoreOptions::default())
+        .await
+        .expect("store");
+    let ids = store.record_ids_after(0, 100_000).await.expect("ids");
+    let items: Vec<String> = store
+        .items_of_records(&ids)
+        .await
+        .expect("items")
+        .into_iter()
+        .filter(|i| i.status == "available" && i.campus == "HONGO")
+        .map(|i| i.barcode)
+        .collect();
+    store.close().await.expect("close");
+    let mut cmd = s.command();
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let server = start(cmd);
+    let token = staff_token(&reqwest::Client::new(), &server.base, "desk").await;
+    (server, token, items)
+}
+
+#[tokio::test]
+async fn staff_accounts_and_patron_loads_are_managed_from_the_command_line() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        s.add_staff("tanaka", "cataloguer");
+        let short = s.run_with_input(&["user", "add", "suzuki", "--role", "admin"], "short\n");
+        assert_eq!(short.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&short.stderr).contains("at least 10 characters"));
+        let bad_role = s.run_with_input(
+            &["user", "add", "sato", "--role", "boss"],
+            "long enough pw\n",
+        );
+        assert!(String::from_utf8_lossy(&bad_role.stderr).contains("boss"));
+        let list = s.run(&["user", "list"]);
+        assert_eq!(stdout(&list), "tanaka\tcataloguer\tactive\ttanaka\n");
+        let o = s.run_with_input(&["user", "passwd", "tanaka"], "a new password here\n");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+        let csv = s.dir.path().join("patrons.csv");
+        std::fs::write(
+            &csv,
+            "barcode,name,name_reading,category,home_campus,email,phone,language,expires_on\n\
+             P1,東京 太郎,トウキョウ タロウ,UNDERGRAD,HONGO,taro@example.ac.jp,,ja,2028-03-31\n\
+             P2,名前 なし,,UNDERGRAD,NOWHERE,,,ja,\n\
+             P3,Jane Smith,,FACULTY,KOMABA,jane@example.ac.jp,,en,\n",
+        )
+        .expect("csv");
+        let o = s.run(&["patron", "import", &csv.display().to_string()]);
+        assert_eq!(o.status.code(), Some(3));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!(
+                "{}:3: home_campus: unknown campus NOWHERE",
+                csv.display()
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains("2 patrons created, 0 updated, 1 rows rejected"),
+            "{err}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_served_openapi_document_validates() {
+    let s = Shoko::new(TestDb::sqlite());
+    let mut cmd = s.command();
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let server = start(cmd);
+    let doc = reqwest::get(format!("{}/api/v1/openapi.json", server.base))
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    let file = s.dir.path().join("openapi.json");
+    std::fs::write(&file, doc).expect("write");
+    let o = Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("openapi-spec-validator runs (scripts/install-test-deps installs it)");
+    assert!(
+        o.status.success(),
+        "{}{}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let viewer = reqwest::get(format!("{}/api/v1/docs/", server.base))
+        .await
+        .expect("get");
+    assert_eq!(viewer.status(), 200);
+}
+
+/// Sends a checkout over a raw connection and closes it without reading
+/// the answer, as a desk whose network dropped.
+async fn send_and_drop(base: &str, token: &str, key: &str, body: &str) {
+    use tokio::io::AsyncWriteExt;
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "POST /api/v1/loans HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Idempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    stream.shutdown().await.expect("drop");
+}
+
+#[tokio::test]
+async fn a_checkout_sent_dropped_and_sent_again_with_its_key_lends_once() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let (server, token, items) = desk_ready(&s).await;
+        let http = reqwest::Client::new();
+        for (n, item) in items.iter().take(5).enumerate() {
+            let key = format!("desk-7-{n}");
+            let body = serde_json::json!({"patron_barcode": "D0001", "item_barcode": item, "campus": "HONGO"})
+                .to_string();
+            send_and_drop(&server.base, &token, &key, &body).await;
+            let retry = http
+                .post(format!("{}/api/v1/loans", server.base))
+                .bearer_auth(&token)
+                .header("idempotency-key", &key)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .expect("retry");
+            assert_eq!(retry.status(), 201, "{}", s.db.engine());
+            let first: serde_json::Value = retry.json().await.expect("json");
+            let again: serde_json::Value = http
+                .post(format!("{}/api/v1/loans", server.base))
+                .bearer_auth(&token)
+                .header("idempotency-key", &key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("again")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(first["loan"]["id"], again["loan"]["id"]);
+        }
+        drop(server);
+        let store = shoko_store::Store::open(s.db.url(), &shoko_store::StoreOptions::default())
+            .await
+            .expect("store");
+        let patron = store.patron_by_barcode("D0001").await.expect("read").expect("patron");
+        assert_eq!(patron.open_loans, 5);
+        assert_eq!(store.open_loans(patron.id, 0, 100).await.expect("loans").len(), 5);
+        assert_eq!(store.circulation_problems().await.expect("check"), Vec::<String>::new());
+    })
+    .await;
+}
+
+/// What a desk worker last heard back about its item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Acked {
+    Nothing,
+    Lent,
+    Returned,
+}
+
+#[tokio::test]
+async fn kill_9_during_checkouts_and_checkins_loses_no_acknowledged_operation() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let (mut server, token, items) = desk_ready(&s).await;
+        let desks = 8;
+        assert!(items.len() >= desks * 3, "{} items", items.len());
+        let (acks, mut heard) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let mut workers = Vec::new();
+        for d in 0..desks {
+            let mine: Vec<String> = items.iter().skip(d).step_by(desks).take(3).cloned().collect();
+            let (base, token, acks) = (server.base.clone(), token.clone(), acks.clone());
+            let patron = format!("D000{}", d % 5 + 1);
+            workers.push(tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut state: Vec<(String, Acked, u32, Option<bool>)> =
+                    mine.into_iter().map(|b| (b, Acked::Nothing, 0, None)).collect();
+                'desk: for round in 0.. {
+                    for slot in state.iter_mut() {
+                        let lend = slot.1 != Acked::Lent;
+                        slot.3 = Some(lend);
+                        let (path, body) = if lend {
+                            ("loans", serde_json::json!({"patron_barcode": patron, "item_barcode": slot.0, "campus": "HONGO"}))
+                        } else {
+                            ("checkins", serde_json::json!({"item_barcode": slot.0, "campus": "HONGO"}))
+                        };
+                        let sent = http
+                            .post(format!("{base}/api/v1/{path}"))
+                            .bearer_auth(&token)
+                            .header("idempotency-key", format!("{}-{round}", slot.0))
+                            .json(&body)
+                            .send()
+                            .await;
+                        match sent {
+                            Ok(r) if r.status().is_success() => {
+                                slot.1 = if lend { Acked::Lent } else { Acked::Returned };
+                                if lend {
+                                    slot.2 += 1;
+                                }
+                                slot.3 = None;
+                                let _ = acks.send(());
+                            }
+                            Ok(r) => panic!("{path} {}: {}", slot.0, r.text().await.unwrap_or_default()),
+                            Err(_) => break 'desk,
+                        }
+                    }
+                }
+                state
+            }));
+        }
+        drop(acks);
+        for _ in 0..300 {
+            heard.recv().await.expect("the desks keep working");
+        }
+        server.child.kill().expect("kill -9");
+        server.child.wait().expect("reaped");
+        let mut outcomes = Vec::new();
+        for w in workers {
+            outcomes.extend(w.await.expect("worker"));
+        }
+        let store = shoko_store::Store::open(s.db.url(), &shoko_store::StoreOptions::default())
+            .await
+            .expect("store after kill -9");
+        for (barcode, acked, lent, in_flight) in &outcomes {
+            let item = store.item_by_barcode(barcode).await.expect("read").expect("item");
+            let loans = store.loans_of_item(item.id, 10_000).await.expect("loans").len() as u32;
+            // The acknowledged state holds, or the one operation in flight
+            // when the server died committed after it.
+            let (status_ok, loans_ok) = match (acked, in_flight) {
+                (Acked::Lent, None) => (item.status == "on_loan", loans == *lent),
+                (Acked::Lent, Some(false)) => (item.status != "in_transit", loans == *lent),
+                (_, Some(true)) => (
+                    item.status != "in_transit",
+                    loans == *lent || loans == lent + 1,
+                ),
+                (_, _) => (item.status == "available", loans == *lent),
+            };
+            assert!(
+                status_ok && loans_ok,
+                "{}: {barcode} acked {acked:?} (in flight {in_flight:?}) with {lent} loans; now {} with {loans}",
+                s.db.engine(),
+                item.status
+            );
+        }
+        assert_eq!(store.circulation_problems().await.expect("check"), Vec::<String>::new(), "{}", s.db.engine());
+        store.close().await.expect("close");
+        // And the restarted server serves the desk again.
+        let mut cmd = s.command();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        let again = start(cmd);
+        let token = staff_token(&reqwest::Client::new(), &again.base, "desk").await;
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/checkins", again.base))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"item_barcode": outcomes[0].0, "campus": "HONGO"}))
+            .send()
+            .await
+            .expect("checkin");
+        assert_eq!(r.status(), 200);
     })
     .await;
 }
