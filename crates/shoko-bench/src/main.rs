@@ -1,4 +1,5 @@
-//! `shoko-bench`: the search benchmarks of `scripts/bench-search`.
+//! `shoko-bench`: the search benchmarks of `scripts/bench-search` and the
+//! circulation benchmark of `scripts/bench-circulation`.
 //!
 //! - `queries` draws a realistic query mix from a catalogue (known-item
 //!   titles, 1–3 keywords, authors, ISBNs, Japanese title fragments).
@@ -13,6 +14,10 @@
 //! - `recall` checks Japanese title searches against a full scan.
 //! - `follow` watches `/health` while an import runs: how fast the indexer
 //!   keeps up.
+//! - `desk-setup`, `desk-preload` and `desk` are the circulation benchmark of
+//!   `scripts/bench-circulation` (see `desk.rs`).
+
+mod desk;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -110,6 +115,57 @@ enum Command {
         #[arg(long)]
         rows: i64,
     },
+    /// Gives the first N records an available item each (before the server starts).
+    DeskSetup {
+        /// Shoko's database URL.
+        #[arg(long)]
+        database: String,
+        /// Items to make.
+        #[arg(long)]
+        items: u64,
+    },
+    /// Lends N items to one patron.
+    DeskPreload {
+        /// Shoko's base URL.
+        #[arg(long)]
+        url: String,
+        /// A circulation account's bearer token.
+        #[arg(long)]
+        token: String,
+        /// Shoko's database URL (to find the bench items).
+        #[arg(long)]
+        database: String,
+        /// The patron's barcode.
+        #[arg(long)]
+        patron: String,
+        /// Loans to make.
+        #[arg(long)]
+        n: usize,
+    },
+    /// Checkouts and check-ins closed-loop from N desks; prints Markdown rows.
+    Desk {
+        /// Shoko's base URL.
+        #[arg(long)]
+        url: String,
+        /// A circulation account's bearer token.
+        #[arg(long)]
+        token: String,
+        /// Shoko's database URL (to find the bench items).
+        #[arg(long)]
+        database: String,
+        /// Desks at once.
+        #[arg(long)]
+        desks: usize,
+        /// Length of the run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Desk d lends to patron `<prefix><d, 4 digits>`.
+        #[arg(long, default_value = "P")]
+        patron_prefix: String,
+        /// First column of the printed rows.
+        #[arg(long)]
+        label: String,
+    },
 }
 
 #[tokio::main]
@@ -135,6 +191,34 @@ async fn main() -> anyhow::Result<()> {
         } => overload(&url, &queries, rate, seconds).await,
         Command::Recall { database, index, n } => recall(&database, &index, n).await,
         Command::Follow { url, rows } => follow(&url, rows).await,
+        Command::DeskSetup { database, items } => desk::setup(&database, items).await,
+        Command::DeskPreload {
+            url,
+            token,
+            database,
+            patron,
+            n,
+        } => desk::preload(&url, &token, &database, &patron, n).await,
+        Command::Desk {
+            url,
+            token,
+            database,
+            desks,
+            seconds,
+            patron_prefix,
+            label,
+        } => {
+            desk::run(
+                &url,
+                &token,
+                &database,
+                desks,
+                seconds,
+                &patron_prefix,
+                &label,
+            )
+            .await
+        }
     }
 }
 

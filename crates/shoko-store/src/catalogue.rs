@@ -799,7 +799,11 @@ impl Store {
             txn.rollback().await?;
             return Ok(refused);
         }
-        let before = summary_in(&txn, id).await?;
+        // A damaged row (the edit repairs it) is audited as unreadable before.
+        let before = match summary_in(&txn, id).await {
+            Err(StoreError::Corrupt(_)) => None,
+            other => other?,
+        };
         update_record_row(&txn, id, record_.row, ctx.now, Some(expected_version)).await?;
         write_outbox(&txn, &[id], "upsert", ctx.now).await?;
         let after = summary_in(&txn, id).await?;
@@ -855,7 +859,10 @@ impl Store {
             txn.rollback().await?;
             return Ok(RecordWrite::HasItems(items));
         }
-        let before = summary_in(&txn, id).await?;
+        let before = match summary_in(&txn, id).await {
+            Err(StoreError::Corrupt(_)) => None,
+            other => other?,
+        };
         txn.execute(
             &Query::delete()
                 .from_table("records")
