@@ -65,12 +65,14 @@ struct Library {
 
 impl Library {
     async fn open(db: &TestDb, circulation: CirculationSettings) -> Library {
-        let mut settings = CatalogueSettings::default();
-        settings.campuses = vec![
-            campus("MAIN", "本館", "Main Library"),
-            campus("KOMABA", "駒場", "Komaba"),
-            campus("KASHIWA", "柏", "Kashiwa"),
-        ];
+        let settings = CatalogueSettings {
+            campuses: vec![
+                campus("MAIN", "本館", "Main Library"),
+                campus("KOMABA", "駒場", "Komaba"),
+                campus("KASHIWA", "柏", "Kashiwa"),
+            ],
+            ..CatalogueSettings::default()
+        };
         let clock = Arc::new(ManualClock::new(tokyo(2026, 11, 25, 10)));
         let app = App::open(
             db.url(),
