@@ -165,6 +165,15 @@ impl App {
         }))
     }
 
+    /// Forgets idempotency keys older than a week (a client retries within
+    /// minutes; a week covers a desk left offline over a long weekend) and
+    /// expired sessions. Returns how many of each.
+    pub async fn housekeeping(&self) -> Result<(u64, u64), CircError> {
+        const WEEK_MS: i64 = 7 * 86_400_000;
+        let now = self.clock.now_ms();
+        Ok(self.store.prune(now - WEEK_MS, now).await?)
+    }
+
     /// Ends a session.
     pub async fn logout(&self, token: &str) -> Result<(), CircError> {
         Ok(self.store.delete_session(&token_digest(token)).await?)

@@ -179,6 +179,34 @@ pub(crate) async fn record<T: Serialize>(
     Ok(())
 }
 
+impl Store {
+    /// Forgets idempotency keys remembered before `keys_before` and sessions
+    /// that have expired by `now`; returns how many of each.
+    pub async fn prune(&self, keys_before: i64, now: i64) -> Result<(u64, u64), StoreError> {
+        let keys = self
+            .db
+            .execute(
+                &Query::delete()
+                    .from_table("idempotency_keys")
+                    .and_where(Expr::col("created_at").lt(keys_before))
+                    .to_owned(),
+            )
+            .await?
+            .rows_affected();
+        let sessions = self
+            .db
+            .execute(
+                &Query::delete()
+                    .from_table("sessions")
+                    .and_where(Expr::col("expires_at").lt(now))
+                    .to_owned(),
+            )
+            .await?
+            .rows_affected();
+        Ok((keys, sessions))
+    }
+}
+
 /// A write in progress: one transaction with its actor, time, idempotency
 /// key and audit entries.
 pub struct WriteTx {

@@ -149,12 +149,16 @@ pub async fn serve(
     let sweeper = tokio::spawn({
         let admission = Arc::clone(&admission);
         let logins = Arc::clone(&logins);
+        let app = app.clone();
         async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 every.tick().await;
                 admission.forget_quiet_clients();
                 logins.forget_quiet();
+                if let Err(e) = app.housekeeping().await {
+                    tracing::warn!(error = %e, "cannot prune idempotency keys and sessions");
+                }
             }
         }
     });

@@ -699,6 +699,14 @@ async fn a_checkout_repeated_with_its_idempotency_key_lends_once() {
         assert_eq!(reused["error"]["code"], "idempotency_key_reused");
         assert_eq!(lib.item_status("3010").await, "available");
         lib.consistent().await;
+        // Keys are kept for a week, then forgotten.
+        assert_eq!(lib.app.housekeeping().await.expect("prune").0, 0);
+        lib.clock.advance(8 * DAY);
+        let (keys, sessions) = lib.app.housekeeping().await.expect("prune");
+        assert!(
+            keys >= 1 && sessions >= 4,
+            "{keys} keys, {sessions} sessions"
+        );
     })
     .await;
 }
