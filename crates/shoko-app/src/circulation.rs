@@ -276,6 +276,16 @@ impl App {
         tx: &WriteTx,
         patron: &PatronRow,
     ) -> Result<Option<BlockReason>, CircError> {
+        let earliest_due = tx.earliest_due(patron.id).await?;
+        self.standing(patron, earliest_due, tx.now())
+    }
+
+    fn standing(
+        &self,
+        patron: &PatronRow,
+        earliest_due: Option<i64>,
+        now: i64,
+    ) -> Result<Option<BlockReason>, CircError> {
         let standing = PatronStanding {
             manual_block: patron.manual_block.clone(),
             expires_on: patron
@@ -283,14 +293,10 @@ impl App {
                 .as_deref()
                 .map(|d| parse_date("expires_on", d))
                 .transpose()?,
-            earliest_due: tx.earliest_due(patron.id).await?,
+            earliest_due,
             fines_owed: patron.fines_owed,
         };
-        Ok(standing.block(
-            tx.now(),
-            self.circulation.time_zone,
-            &self.circulation.blocks,
-        ))
+        Ok(standing.block(now, self.circulation.time_zone, &self.circulation.blocks))
     }
 
     /// The last moment to collect an item put on `campus`'s hold shelf now.
@@ -967,13 +973,9 @@ impl App {
             .patron(id)
             .await?
             .ok_or_else(|| CircError::NoPatron(id.to_string()))?;
-        let tx = self.begin(&Caller::new(caller.actor.clone())).await?;
-        let block = self.block(&tx, &patron).await;
-        tx.abandon().await?;
-        Ok(PatronView {
-            patron,
-            block: block?,
-        })
+        let earliest_due = self.store.earliest_due(id).await?;
+        let block = self.standing(&patron, earliest_due, self.clock.now_ms())?;
+        Ok(PatronView { patron, block })
     }
 
     /// A patron's open loans, soonest due first.

@@ -2,6 +2,9 @@
 //! types, import runs, and the outbox rows every catalogue change writes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::OwnedMutexGuard;
 
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, OnConflict, Query, SimpleExpr, Value};
 use sea_orm::{
@@ -13,6 +16,35 @@ use shoko_domain::{BibSummary, ItemSpec};
 
 use crate::write::{AuditEntry, lock_key, record, replay};
 use crate::{Store, StoreError, WriteCtx};
+
+/// A write transaction holding its turn in the SQLite writer queue until it
+/// commits or rolls back (or is dropped).
+pub(crate) struct Txn {
+    txn: DatabaseTransaction,
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for Txn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl Txn {
+    /// Commits and gives up the turn.
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        self.txn.commit().await?;
+        Ok(())
+    }
+
+    /// Rolls back and gives up the turn.
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        self.txn.rollback().await?;
+        Ok(())
+    }
+}
 
 /// Rows per multi-row INSERT: 18 columns × 1,000 rows stays below the
 /// bind-parameter limits of both engines (SQLite 32,766; PostgreSQL 65,535).
@@ -299,17 +331,25 @@ pub(crate) fn row_to_item(row: &QueryResult) -> Result<StoredItem, StoreError> {
 }
 
 impl Store {
-    /// Begins a write transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes can
-    /// never fail half-way for want of the lock.
-    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
-        Ok(self
+    /// Begins a write transaction. On SQLite it first waits its turn in the
+    /// store's writer queue (first come, first served), then takes the write
+    /// lock at once (`BEGIN IMMEDIATE`), so a transaction that reads before
+    /// it writes can never fail half-way for want of the lock, and sixteen
+    /// desks wait in order instead of polling SQLite's busy handler (which
+    /// sleeps up to 100 ms between tries and left some writes waiting seconds).
+    pub(crate) async fn begin_write(&self) -> Result<Txn, StoreError> {
+        let turn = match &self.writers {
+            Some(queue) => Some(Arc::clone(queue).lock_owned().await),
+            None => None,
+        };
+        let txn = self
             .db
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
             })
-            .await?)
+            .await?;
+        Ok(Txn { txn, _turn: turn })
     }
 
     /// Reserves `n` consecutive ids from a named counter, inside the caller's

@@ -6,7 +6,7 @@
 //! decides by the domain's rules, writes, and finishes (see `write.rs`).
 
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, LockType, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, QueryResult, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, QueryResult, Statement};
 use serde::Serialize;
 
 use crate::catalogue::{ITEM_COLUMNS, col, row_to_item, write_outbox};
@@ -1304,6 +1304,23 @@ impl Store {
         .await
     }
 
+    /// The earliest due date among a patron's open loans (one index seek).
+    pub async fn earliest_due(&self, patron_id: i64) -> Result<Option<i64>, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                &Query::select()
+                    .column("due_at")
+                    .from("loans")
+                    .and_where(Expr::col("open_patron_id").eq(patron_id))
+                    .order_by("due_at", Order::Asc)
+                    .limit(1)
+                    .to_owned(),
+            )
+            .await?;
+        row.map(|r| col(&r, 0)).transpose()
+    }
+
     /// A patron's password hash (for login).
     pub async fn patron_password_hash(
         &self,
@@ -1564,7 +1581,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         txn.execute(
             &Query::delete()
                 .from_table("sessions")

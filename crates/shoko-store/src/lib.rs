@@ -10,6 +10,7 @@ mod circulation;
 mod migrations;
 mod write;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -131,6 +132,9 @@ impl Default for StoreOptions {
 pub struct Store {
     db: DatabaseConnection,
     engine: Engine,
+    /// SQLite's writers wait here in order (SQLite allows one at a time);
+    /// `None` on PostgreSQL, which runs writers concurrently.
+    writers: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Store {
@@ -172,7 +176,12 @@ impl Store {
         migrations::Migrator::up(&db, None)
             .await
             .map_err(StoreError::Migration)?;
-        Ok(Store { db, engine })
+        let writers = (engine == Engine::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Store {
+            db,
+            engine,
+            writers,
+        })
     }
 
     /// The engine this store runs on.

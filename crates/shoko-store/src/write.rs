@@ -10,7 +10,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Statement};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::catalogue::col;
+use crate::catalogue::{Txn, col};
 use crate::{Engine, Store, StoreError};
 
 /// What a write needs besides its data: who acts, when, and the client's
@@ -210,7 +210,7 @@ impl Store {
 /// A write in progress: one transaction with its actor, time, idempotency
 /// key and audit entries.
 pub struct WriteTx {
-    pub(crate) txn: DatabaseTransaction,
+    pub(crate) txn: Txn,
     pub(crate) ctx: WriteCtx,
     audit: Vec<AuditEntry>,
 }
