@@ -100,14 +100,18 @@ fn row(label: &str, op: &str, lat: &mut [Duration], seconds: f64) -> String {
     )
 }
 
-/// Runs `desks` desks closed-loop for `seconds`: each lends its own items,
-/// one at a time, to its own patron (`<prefix><desk>`), and takes them back.
+/// Runs `desks` desks for `seconds`: each lends its own items, one at a
+/// time, to its own patron (`<prefix><desk>`), and takes them back. With
+/// `pace` each desk scans once per `pace` (as staff do, a scan every second
+/// or two); without, each scans as soon as the last answer came (capacity).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     url: &str,
     token: &str,
     database: &str,
     desks: usize,
     seconds: u64,
+    pace: Option<Duration>,
     patron_prefix: &str,
     label: &str,
 ) -> anyhow::Result<()> {
@@ -135,10 +139,21 @@ pub async fn run(
         tasks.push(tokio::spawn(async move {
             let mut run = Run::default();
             let mut k = 0;
+            // Desks start spread over one pace, as real desks are not in step.
+            let mut next =
+                Instant::now() + pace.map_or(Duration::ZERO, |p| p * d as u32 / desks as u32);
             while Instant::now() < deadline {
                 let item = &mine[k % mine.len()];
                 k += 1;
+                if let Some(p) = pace {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += p;
+                }
                 run.checkouts.push(desk.checkout(&patron, item).await?);
+                if let Some(p) = pace {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += p;
+                }
                 run.checkins.push(desk.checkin(item).await?);
             }
             anyhow::Ok(run)

@@ -159,6 +159,9 @@ enum Command {
         /// Length of the run.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Each desk scans once per this many milliseconds (default: as fast as answered).
+        #[arg(long)]
+        pace_ms: Option<u64>,
         /// Desk d lends to patron `<prefix><d, 4 digits>`.
         #[arg(long, default_value = "P")]
         patron_prefix: String,
@@ -205,15 +208,18 @@ async fn main() -> anyhow::Result<()> {
             database,
             desks,
             seconds,
+            pace_ms,
             patron_prefix,
             label,
         } => {
+            let pace = pace_ms.map(Duration::from_millis);
             desk::run(
                 &url,
                 &token,
                 &database,
                 desks,
                 seconds,
+                pace,
                 &patron_prefix,
                 &label,
             )
