@@ -816,6 +816,22 @@ impl App {
     /// Cancels a hold or request. An item already on the hold shelf for it
     /// goes back to the shelf (or home in transit).
     pub async fn cancel_hold(&self, caller: &Caller, hold_id: i64) -> Result<HoldRow, CircError> {
+        self.end_hold(caller, hold_id, "cancelled").await
+    }
+
+    /// Expires a hold left on the hold shelf past its date (the hold-shelf
+    /// job); its item goes back to the shelf or home.
+    pub async fn expire_hold(&self, hold_id: i64) -> Result<HoldRow, CircError> {
+        self.end_hold(&Caller::new(Actor::System), hold_id, "expired")
+            .await
+    }
+
+    async fn end_hold(
+        &self,
+        caller: &Caller,
+        hold_id: i64,
+        end: &str,
+    ) -> Result<HoldRow, CircError> {
         let seen = self
             .store
             .hold(hold_id)
@@ -841,7 +857,7 @@ impl App {
                     status: hold.status.clone(),
                 });
             }
-            tx.move_hold(hold.id, &[hold.status.as_str()], "cancelled", None, None)
+            tx.move_hold(hold.id, &[hold.status.as_str()], end, None, None)
                 .await?;
             if hold.status == "on_shelf"
                 && let Some(item) = item

@@ -9,14 +9,17 @@ pub mod circulation;
 pub mod clock;
 pub mod export;
 pub mod import;
+pub mod jobs;
+pub mod notices;
 pub mod patrons;
+pub mod printing;
 pub mod search;
 pub mod settings;
 
 use std::sync::Arc;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use settings::{CatalogueSettings, CirculationSettings};
+pub use settings::{CatalogueSettings, CirculationSettings, JobsSettings, MailSettings, Settings};
 pub use shoko_store::{Engine, Store, StoreError, StoreOptions};
 
 /// The running application: storage, settings and the clock, shared by every
@@ -29,6 +32,10 @@ pub struct App {
     pub settings: Arc<CatalogueSettings>,
     /// Circulation settings from the configuration.
     pub circulation: Arc<CirculationSettings>,
+    /// Batch job settings.
+    pub jobs: Arc<JobsSettings>,
+    /// The SMTP server for notices.
+    pub mail: Arc<MailSettings>,
     /// Today's date and time; a fake in tests.
     pub clock: Arc<dyn Clock>,
     /// The search index.
@@ -66,10 +73,15 @@ impl App {
         database_url: &str,
         options: &StoreOptions,
         index: &IndexOptions,
-        settings: CatalogueSettings,
-        circulation: CirculationSettings,
+        settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<App> {
+        let Settings {
+            catalogue: settings,
+            circulation,
+            jobs,
+            mail,
+        } = settings;
         let store = Store::open(database_url, options).await?;
         store
             .sync_reference_data(&settings.reference_data())
@@ -83,6 +95,8 @@ impl App {
             store,
             settings: Arc::new(settings),
             circulation: Arc::new(circulation),
+            jobs: Arc::new(jobs),
+            mail: Arc::new(mail),
             clock,
             search: Arc::new(search),
         })

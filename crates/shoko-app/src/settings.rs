@@ -246,3 +246,129 @@ impl CirculationSettings {
         self.patron_categories.iter().any(|k| &k.code == c)
     }
 }
+
+/// When a job runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSchedule {
+    /// Whether the scheduler runs it (`shoko jobs run` runs it either way).
+    pub enabled: bool,
+    /// A cron expression (minute hour day-of-month month day-of-week) in the
+    /// library's time zone.
+    pub cron: String,
+}
+
+fn schedule(cron: &str) -> JobSchedule {
+    JobSchedule {
+        enabled: true,
+        cron: cron.into(),
+    }
+}
+
+/// The batch jobs: schedules, retries, notices, and where output goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsSettings {
+    /// E-mail notices (courtesy, overdue, hold available, recall, fine).
+    pub notices: JobSchedule,
+    /// Pick lists and transit slips per campus.
+    pub pick_lists: JobSchedule,
+    /// Holds left on the hold shelf past their date expire.
+    pub hold_shelf: JobSchedule,
+    /// Yesterday's circulation counts and the overdue list.
+    pub reports: JobSchedule,
+    /// Tries of one scheduled run before it is given up (and alerted).
+    pub max_attempts: u32,
+    /// Wait before the first retry; each further retry waits twice as long.
+    pub retry_after_minutes: u32,
+    /// Days before the due date the courtesy notice goes out.
+    pub courtesy_days: u32,
+    /// Days overdue at which the first, second and third overdue notices go out.
+    pub overdue_days: Vec<u32>,
+    /// Where jobs write their files; `None` for `DATA_DIR/outputs`.
+    pub output_dir: Option<std::path::PathBuf>,
+    /// A TrueType/OpenType font with Japanese glyphs for PDFs (Debian package
+    /// `fonts-ipafont-gothic`).
+    pub font: std::path::PathBuf,
+    /// A folder of templates that replace the built-in ones by name
+    /// (`courtesy.ja.txt`, `pick_list.html`, …).
+    pub templates_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for JobsSettings {
+    fn default() -> JobsSettings {
+        JobsSettings {
+            notices: schedule("0 7 * * *"),
+            pick_lists: schedule("30 7 * * 1-6"),
+            hold_shelf: schedule("5 0 * * *"),
+            reports: schedule("15 0 * * *"),
+            max_attempts: 4,
+            retry_after_minutes: 5,
+            courtesy_days: 3,
+            overdue_days: vec![1, 8, 15],
+            output_dir: None,
+            font: "/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf".into(),
+            templates_dir: None,
+        }
+    }
+}
+
+/// The SMTP server notices go through.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSettings {
+    /// Host name.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `none` (a local relay), `starttls` or `tls`.
+    pub security: String,
+    /// Login name, if the server wants one.
+    pub username: Option<String>,
+    /// Password; a secret, never logged.
+    pub password: Option<String>,
+    /// The sender, e.g. `図書館 <library@example.ac.jp>`.
+    pub from: String,
+    /// Seconds to wait for the server before a delivery counts as failed.
+    pub timeout_seconds: u64,
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+impl Default for MailSettings {
+    fn default() -> MailSettings {
+        MailSettings {
+            host: "localhost".into(),
+            port: 25,
+            security: "none".into(),
+            username: None,
+            password: None,
+            from: "Library <library@localhost>".into(),
+            timeout_seconds: 30,
+        }
+    }
+}
+
+/// Every setting the application takes from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Campuses, locations, item types, import.
+    pub catalogue: CatalogueSettings,
+    /// Circulation.
+    pub circulation: CirculationSettings,
+    /// Batch jobs.
+    pub jobs: JobsSettings,
+    /// The SMTP server.
+    pub mail: MailSettings,
+}

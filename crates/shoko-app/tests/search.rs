@@ -31,8 +31,10 @@ async fn app_with_jpn300(db: &shoko_testkit::TestDb) -> App {
         db.url(),
         &StoreOptions::default(),
         &IndexOptions::default(),
-        settings(),
-        shoko_app::CirculationSettings::default(),
+        shoko_app::Settings {
+            catalogue: settings(),
+            ..Default::default()
+        },
         Arc::new(SystemClock),
     )
     .await

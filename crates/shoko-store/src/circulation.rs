@@ -153,7 +153,7 @@ pub struct LoanRow {
     pub returned_campus: Option<String>,
 }
 
-const LOAN_COLUMNS: [&str; 14] = [
+pub(crate) const LOAN_COLUMNS: [&str; 14] = [
     "id",
     "item_id",
     "record_id",
@@ -170,7 +170,7 @@ const LOAN_COLUMNS: [&str; 14] = [
     "returned_campus",
 ];
 
-fn row_to_loan(r: &QueryResult) -> Result<LoanRow, StoreError> {
+pub(crate) fn row_to_loan(r: &QueryResult) -> Result<LoanRow, StoreError> {
     Ok(LoanRow {
         id: col(r, 0)?,
         item_id: col(r, 1)?,
@@ -235,7 +235,7 @@ pub struct HoldRow {
     pub updated_at: i64,
 }
 
-const HOLD_COLUMNS: [&str; 10] = [
+pub(crate) const HOLD_COLUMNS: [&str; 10] = [
     "id",
     "kind",
     "record_id",
@@ -248,7 +248,7 @@ const HOLD_COLUMNS: [&str; 10] = [
     "updated_at",
 ];
 
-fn row_to_hold(r: &QueryResult) -> Result<HoldRow, StoreError> {
+pub(crate) fn row_to_hold(r: &QueryResult) -> Result<HoldRow, StoreError> {
     Ok(HoldRow {
         id: col(r, 0)?,
         kind: col(r, 1)?,
@@ -340,7 +340,7 @@ impl FineRow {
     }
 }
 
-const FINE_COLUMNS: [&str; 10] = [
+pub(crate) const FINE_COLUMNS: [&str; 10] = [
     "id",
     "patron_id",
     "item_id",
@@ -353,7 +353,7 @@ const FINE_COLUMNS: [&str; 10] = [
     "updated_at",
 ];
 
-fn row_to_fine(r: &QueryResult) -> Result<FineRow, StoreError> {
+pub(crate) fn row_to_fine(r: &QueryResult) -> Result<FineRow, StoreError> {
     Ok(FineRow {
         id: col(r, 0)?,
         patron_id: col(r, 1)?,

@@ -7,6 +7,7 @@
 
 mod catalogue;
 mod circulation;
+mod jobs;
 mod migrations;
 mod write;
 
@@ -27,6 +28,7 @@ pub use circulation::{
     AuditRow, FineRow, HoldRow, LoanRow, NewLoan, PatronFields, PatronRow, SessionRow, StaffRow,
     TransitRow,
 };
+pub use jobs::{JobRunRow, NewNotice, NoticeRow, PickCandidate, TransitSlip};
 pub use write::{IdempotencyKey, WriteCtx, WriteTx};
 
 /// Which engine a store runs on.

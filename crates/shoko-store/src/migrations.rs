@@ -9,7 +9,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Catalogue), Box::new(M0002Circulation)]
+        vec![
+            Box::new(M0001Catalogue),
+            Box::new(M0002Circulation),
+            Box::new(M0003Jobs),
+        ]
     }
 }
 
@@ -485,6 +489,78 @@ impl MigrationTrait for M0002Circulation {
             "loans",
             "patrons",
         ] {
+            m.drop_table(Table::drop().table(t).to_owned()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Job runs and notices.
+struct M0003Jobs;
+
+impl MigrationName for M0003Jobs {
+    fn name(&self) -> &str {
+        "m0003_jobs"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003Jobs {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("job_runs")
+                .col(id_col())
+                .col(text("job"))
+                // The scheduled time the run is for (Unix ms); a run by hand
+                // is for the time it was asked.
+                .col(big("slot"))
+                .col(big("attempt"))
+                .col(text("trigger"))
+                // running, succeeded, failed, interrupted
+                .col(text("status"))
+                .col(big("started_at"))
+                .col(big_null("finished_at"))
+                .col(text("counts"))
+                .col(text("outputs"))
+                .col(text_null("error"))
+                .to_owned(),
+        )
+        .await?;
+        index(m, "job_runs", "job_runs_job_slot", &["job", "slot", "id"]).await?;
+        m.create_table(
+            Table::create()
+                .table("notices")
+                .col(id_col())
+                // courtesy, overdue1, overdue2, overdue3, hold_available, recall, fine
+                .col(text("kind"))
+                // What the notice is about and at which state (a loan at its
+                // due date, a hold at its shelf expiry): a notice is made once.
+                .col(text("subject_key").unique_key())
+                .col(big("patron_id"))
+                // email or print
+                .col(text("channel"))
+                .col(text_null("to_address"))
+                .col(text("language"))
+                .col(text("subject"))
+                .col(text("body"))
+                // pending, sent, printed
+                .col(text("status"))
+                .col(big("attempts"))
+                .col(text_null("last_error"))
+                .col(big("created_at"))
+                .col(big_null("sent_at"))
+                .col(big_null("run_id"))
+                .foreign_key(&mut fk("notices", "patron_id", "patrons", "id"))
+                .to_owned(),
+        )
+        .await?;
+        index(m, "notices", "notices_status", &["status", "channel", "id"]).await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in ["notices", "job_runs"] {
             m.drop_table(Table::drop().table(t).to_owned()).await?;
         }
         Ok(())

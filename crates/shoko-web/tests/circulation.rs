@@ -78,8 +78,11 @@ impl Library {
             db.url(),
             &StoreOptions::default(),
             &IndexOptions::default(),
-            settings,
-            circulation,
+            shoko_app::Settings {
+                catalogue: settings,
+                circulation,
+                ..Default::default()
+            },
             clock.clone(),
         )
         .await

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Format as _, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-use shoko_app::{CatalogueSettings, CirculationSettings};
+use shoko_app::{CatalogueSettings, CirculationSettings, JobsSettings, MailSettings};
 
 /// The name of the configuration file inside the data dir.
 pub const FILE_NAME: &str = "shoko.toml";
@@ -25,6 +25,10 @@ pub struct Config {
     pub catalogue: CatalogueSettings,
     /// Patron categories, the loan policy, calendars, holds, recalls, blocks.
     pub circulation: CirculationSettings,
+    /// Batch jobs: schedules, retries, notices, output files, the PDF font.
+    pub jobs: JobsSettings,
+    /// The SMTP server notices go through.
+    pub mail: MailSettings,
     /// The search index.
     pub search: SearchConfig,
     /// Logging.
@@ -224,6 +228,9 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database.url = shoko_store::redact_url(&shown.database.url);
+        if shown.mail.password.is_some() {
+            shown.mail.password = Some("***".into());
+        }
         toml::to_string_pretty(&shown).expect("the configuration always serialises")
     }
 }

@@ -124,6 +124,30 @@ enum Command {
     },
     /// Print the OpenAPI 3 document of the REST API.
     Openapi,
+    /// Batch jobs: list them, run one now, show the history of runs.
+    Jobs {
+        #[command(subcommand)]
+        action: JobsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsAction {
+    /// Every job with its schedule and last run.
+    List,
+    /// Run a job now (notices, pick_lists, hold_shelf, reports).
+    Run {
+        /// The job.
+        name: String,
+    },
+    /// Past runs, newest first.
+    History {
+        /// Only this job.
+        name: Option<String>,
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -251,8 +275,21 @@ async fn open_app(
         &url,
         &options,
         &index,
-        config.catalogue.clone(),
-        config.circulation.clone(),
+        shoko_app::Settings {
+            catalogue: config.catalogue.clone(),
+            circulation: config.circulation.clone(),
+            jobs: shoko_app::JobsSettings {
+                output_dir: Some(
+                    config
+                        .jobs
+                        .output_dir
+                        .clone()
+                        .unwrap_or_else(|| data_dir.join("outputs")),
+                ),
+                ..config.jobs.clone()
+            },
+            mail: config.mail.clone(),
+        },
         Arc::new(SystemClock),
     )
     .await
@@ -307,6 +344,11 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
                 .context("cannot write the OpenAPI document")?;
             println!("{doc}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs { action } => {
+            let app = open_app(db, &data_dir, &config, IndexUse::None).await?;
+            app.check_schedules()?;
+            jobs(&app, action).await
         }
         Command::User { action } => {
             let app = open_app(db, &data_dir, &config, IndexUse::None).await?;
@@ -510,6 +552,60 @@ async fn demo_people(app: &App) -> anyhow::Result<()> {
 
 const DEMO_PATRONS: &str = include_str!("../../../fixtures/demo/patrons.csv");
 
+fn run_line(r: &shoko_store::JobRunRow) -> String {
+    let when = chrono::DateTime::from_timestamp_millis(r.started_at)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default();
+    format!(
+        "{}\t{}\t{}\t{when}\tattempt {}\t{}\t{}",
+        r.id,
+        r.job,
+        r.status,
+        r.attempt,
+        r.counts,
+        r.error.as_deref().unwrap_or("")
+    )
+}
+
+async fn jobs(app: &App, action: JobsAction) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match action {
+        JobsAction::List => {
+            for j in app.job_list().await? {
+                let state = if j.schedule.enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                };
+                let last = j
+                    .last_run
+                    .as_ref()
+                    .map_or_else(|| "never run".to_owned(), run_line);
+                writeln!(out, "{}\t{state}\t{}\t{last}", j.name, j.schedule.cron)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsAction::Run { name } => {
+            let run = app.run_job_now(&name).await?;
+            writeln!(out, "{}", run_line(&run))?;
+            for f in &run.outputs {
+                writeln!(out, "{f}")?;
+            }
+            Ok(if run.status == "succeeded" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        JobsAction::History { name, limit } => {
+            for r in app.job_history(name.as_deref(), limit).await? {
+                writeln!(out, "{}", run_line(&r))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 /// The first line of standard input, without its line end: a password.
 fn password_from_stdin() -> anyhow::Result<String> {
     let mut line = String::new();
@@ -577,8 +673,16 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
     tracing::info!(rows = caught_up, "search index caught up");
     let (stop_indexer, stop) = tokio::sync::watch::channel(false);
     let indexer_app = app.clone();
+    let scheduler_stop = stop.clone();
     let indexer = tokio::spawn(async move {
         indexer_app.index_forever(refresh, stop).await;
+    });
+    app.check_schedules()?;
+    let scheduler_app = app.clone();
+    let scheduler = tokio::spawn(async move {
+        scheduler_app
+            .scheduler_forever(Duration::from_secs(20), scheduler_stop)
+            .await;
     });
     tracing::info!(%addr, database = app.store.engine().name(), "Shoko is serving");
     eprintln!("Shoko is serving on http://{addr}/");
@@ -599,6 +703,7 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
     .await?;
     let _ = stop_indexer.send(true);
     let _ = indexer.await;
+    let _ = scheduler.await;
     store.close().await?;
     tracing::info!("stopped cleanly");
     Ok(())
