@@ -17,6 +17,24 @@ use crate::App;
 use crate::circulation::CircError;
 use crate::settings::JobSchedule;
 
+/// This process, as the owner of the runs it starts.
+fn this_process() -> String {
+    std::process::id().to_string()
+}
+
+/// Whether the process that owns a run is still alive (on this machine: the
+/// jobs run on the one server and the commands beside it).
+fn process_alive(owner: &str) -> bool {
+    if owner == this_process() {
+        return true;
+    }
+    let Ok(pid) = owner.parse::<u32>() else {
+        return false;
+    };
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains("shoko"))
+}
+
 /// The jobs Shoko has, by name.
 pub const JOBS: [&str; 4] = ["notices", "pick_lists", "hold_shelf", "reports"];
 
@@ -39,6 +57,9 @@ pub enum JobError {
     /// The job ran and failed.
     #[error("{0}")]
     Failed(String),
+    /// The job is running already (in this or another process).
+    #[error("the job is already running (run {0})")]
+    Busy(i64),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -186,19 +207,40 @@ impl App {
         let now = self.clock.now_ms();
         let mut runs = Vec::new();
         for (job, slot, attempt) in self.due_jobs(now).await? {
-            runs.push(self.run_job(job, slot, attempt, "schedule").await?);
+            match self.run_job(job, slot, attempt, "schedule").await {
+                Ok(run) => runs.push(run),
+                Err(JobError::Busy(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(runs)
     }
 
-    /// Marks runs left `running` by a process that died as `interrupted`, so
-    /// the scheduler runs their slot again. Call once at start, before any job.
+    /// Marks runs left `running` by a process that has died as
+    /// `interrupted` (the scheduler runs their slot again) and notices it
+    /// left `sending` as `uncertain`. Runs of a live process are left alone.
+    /// Called when the server starts and before every command that runs or
+    /// shows jobs.
     pub async fn recover_interrupted_runs(&self) -> Result<Vec<JobRunRow>, JobError> {
-        let runs = self.store.interrupt_running(self.clock.now_ms()).await?;
-        for r in &runs {
+        let mut interrupted = Vec::new();
+        for r in self.store.running_runs().await? {
+            if process_alive(&r.owner) {
+                continue;
+            }
+            self.store.interrupt_run(r.id, self.clock.now_ms()).await?;
             tracing::warn!(job = %r.job, run = r.id, "job run interrupted by a stop; it will run again");
+            if r.job == "notices" {
+                let n = self.store.notices_sending_to_uncertain().await?;
+                if n > 0 {
+                    tracing::warn!(
+                        notices = n,
+                        "notices were being sent when the process stopped; the mail server may or may not have them, so they are marked uncertain and not sent again"
+                    );
+                }
+            }
+            interrupted.push(r);
         }
-        Ok(runs)
+        Ok(interrupted)
     }
 
     /// Runs a job now, by hand, for the current time.
@@ -221,9 +263,25 @@ impl App {
         attempt: i64,
         trigger: &str,
     ) -> Result<JobRunRow, JobError> {
+        if let Some(busy) = self
+            .store
+            .running_runs()
+            .await?
+            .into_iter()
+            .find(|r| r.job == job && process_alive(&r.owner))
+        {
+            return Err(JobError::Busy(busy.id));
+        }
         let run = self
             .store
-            .start_run(job, slot, attempt, trigger, self.clock.now_ms())
+            .start_run(
+                job,
+                slot,
+                attempt,
+                trigger,
+                &this_process(),
+                self.clock.now_ms(),
+            )
             .await?;
         tracing::info!(job, run = run.id, attempt, "job started");
         let outcome = match job {

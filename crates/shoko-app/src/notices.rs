@@ -5,10 +5,12 @@
 //! in the patron's language, then delivers every pending one: by e-mail over
 //! SMTP, or into a printable file for patrons without an address. A failed
 //! delivery stays pending and is tried again on the next run; a delivered
-//! one is never sent again. Each message has a fixed `Message-ID`, so in the
-//! one unlucky case — the process dies after the server took a message and
-//! before Shoko noted it — the repeat carries the same id and mail systems
-//! drop it as a duplicate.
+//! one is never sent again. A notice is marked `sending` (committed) before
+//! it is handed to the server and `sent` when the server accepts it; if the
+//! process dies in between, the server may or may not have it, so it is
+//! marked `uncertain` and never sent again automatically (a duplicate notice
+//! is worse than one staff resend by hand). Each message has a fixed
+//! `Message-ID`, so a resend is recognisable.
 
 use std::collections::HashMap;
 
@@ -366,16 +368,16 @@ impl App {
             let mut failures = 0u64;
             let mut last_error = String::new();
             for n in pending {
+                self.store.notice_sending(n.id).await?;
                 match self.send(&mailer, &n).await {
                     Ok(()) => {
-                        self.store.notice_attempted(n.id, None).await?;
                         self.store
                             .notice_delivered(n.id, "sent", self.clock.now_ms())
                             .await?;
                         outcome.count("sent", 1);
                     }
                     Err(e) => {
-                        self.store.notice_attempted(n.id, Some(&e)).await?;
+                        self.store.notice_failed(n.id, &e).await?;
                         failures += 1;
                         last_error = e;
                     }

@@ -26,6 +26,8 @@ pub struct JobRunRow {
     pub attempt: i64,
     /// `schedule` or `manual`.
     pub trigger: String,
+    /// The process that runs it.
+    pub owner: String,
     /// `running`, `succeeded`, `failed` or `interrupted` (the server stopped mid-run).
     pub status: String,
     /// Start.
@@ -40,12 +42,13 @@ pub struct JobRunRow {
     pub error: Option<String>,
 }
 
-const RUN_COLUMNS: [&str; 11] = [
+const RUN_COLUMNS: [&str; 12] = [
     "id",
     "job",
     "slot",
     "attempt",
     "trigger",
+    "owner",
     "status",
     "started_at",
     "finished_at",
@@ -56,22 +59,23 @@ const RUN_COLUMNS: [&str; 11] = [
 
 fn row_to_run(r: &QueryResult) -> Result<JobRunRow, StoreError> {
     let id: i64 = col(r, 0)?;
-    let counts: String = col(r, 8)?;
-    let outputs: String = col(r, 9)?;
+    let counts: String = col(r, 9)?;
+    let outputs: String = col(r, 10)?;
     Ok(JobRunRow {
         id,
         job: col(r, 1)?,
         slot: col(r, 2)?,
         attempt: col(r, 3)?,
         trigger: col(r, 4)?,
-        status: col(r, 5)?,
-        started_at: col(r, 6)?,
-        finished_at: col(r, 7)?,
+        owner: col(r, 5)?,
+        status: col(r, 6)?,
+        started_at: col(r, 7)?,
+        finished_at: col(r, 8)?,
         counts: serde_json::from_str(&counts)
             .map_err(|e| StoreError::Corrupt(format!("job run {id}: counts: {e}")))?,
         outputs: serde_json::from_str(&outputs)
             .map_err(|e| StoreError::Corrupt(format!("job run {id}: outputs: {e}")))?,
-        error: col(r, 10)?,
+        error: col(r, 11)?,
     })
 }
 
@@ -96,7 +100,7 @@ pub struct NoticeRow {
     pub subject: String,
     /// Body text.
     pub body: String,
-    /// `pending`, `sent` or `printed`.
+    /// `pending`, `sending`, `sent`, `printed` or `uncertain`.
     pub status: String,
     /// Delivery attempts.
     pub attempts: i64,
@@ -232,6 +236,7 @@ impl Store {
         slot: i64,
         attempt: i64,
         trigger: &str,
+        owner: &str,
         now: i64,
     ) -> Result<JobRunRow, StoreError> {
         let row = self
@@ -245,6 +250,7 @@ impl Store {
                         slot.into(),
                         attempt.into(),
                         trigger.into(),
+                        owner.into(),
                         "running".into(),
                         now.into(),
                         Option::<i64>::None.into(),
@@ -289,31 +295,51 @@ impl Store {
         Ok(())
     }
 
-    /// Marks runs left `running` by a server that stopped without finishing
-    /// them as `interrupted`; returns them.
-    pub async fn interrupt_running(&self, now: i64) -> Result<Vec<JobRunRow>, StoreError> {
-        let running = self
-            .select(
-                &Query::select()
-                    .columns(RUN_COLUMNS)
-                    .from("job_runs")
-                    .and_where(Expr::col("status").eq("running"))
-                    .to_owned(),
-                row_to_run,
-            )
-            .await?;
+    /// Runs still marked `running`.
+    pub async fn running_runs(&self) -> Result<Vec<JobRunRow>, StoreError> {
+        self.select(
+            &Query::select()
+                .columns(RUN_COLUMNS)
+                .from("job_runs")
+                .and_where(Expr::col("status").eq("running"))
+                .order_by("id", Order::Asc)
+                .to_owned(),
+            row_to_run,
+        )
+        .await
+    }
+
+    /// Marks a run whose process died `interrupted`.
+    pub async fn interrupt_run(&self, id: i64, now: i64) -> Result<(), StoreError> {
         self.db
             .execute(
                 &Query::update()
                     .table("job_runs")
                     .value("status", "interrupted")
                     .value("finished_at", now)
-                    .value("error", "the server stopped during the run")
+                    .value("error", "the process stopped during the run")
+                    .and_where(Expr::col("id").eq(id))
                     .and_where(Expr::col("status").eq("running"))
                     .to_owned(),
             )
             .await?;
-        Ok(running)
+        Ok(())
+    }
+
+    /// Notices left `sending` by a process that died are `uncertain`: the
+    /// SMTP server may or may not have taken them. Returns how many.
+    pub async fn notices_sending_to_uncertain(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            .execute(
+                &Query::update()
+                    .table("notices")
+                    .value("status", "uncertain")
+                    .and_where(Expr::col("status").eq("sending"))
+                    .to_owned(),
+            )
+            .await?
+            .rows_affected())
     }
 
     /// Runs, newest first, of one job or all.
@@ -416,14 +442,30 @@ impl Store {
         .await
     }
 
-    /// Counts a delivery attempt, with its error if it failed.
-    pub async fn notice_attempted(&self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
+    /// Notes that a notice is being handed to the SMTP server (committed
+    /// before the first byte is sent).
+    pub async fn notice_sending(&self, id: i64) -> Result<(), StoreError> {
         self.db
             .execute(
                 &Query::update()
                     .table("notices")
+                    .value("status", "sending")
                     .value("attempts", Expr::col("attempts").add(1))
-                    .value("last_error", error.map(str::to_owned))
+                    .and_where(Expr::col("id").eq(id))
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a notice whose delivery failed back to `pending`, with why.
+    pub async fn notice_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                &Query::update()
+                    .table("notices")
+                    .value("status", "pending")
+                    .value("last_error", error)
                     .and_where(Expr::col("id").eq(id))
                     .to_owned(),
             )

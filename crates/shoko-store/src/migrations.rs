@@ -517,6 +517,9 @@ impl MigrationTrait for M0003Jobs {
                 .col(big("slot"))
                 .col(big("attempt"))
                 .col(text("trigger"))
+                // The process running it (pid), to tell a run still going
+                // from one whose process died.
+                .col(text("owner"))
                 // running, succeeded, failed, interrupted
                 .col(text("status"))
                 .col(big("started_at"))
@@ -544,7 +547,9 @@ impl MigrationTrait for M0003Jobs {
                 .col(text("language"))
                 .col(text("subject"))
                 .col(text("body"))
-                // pending, sent, printed
+                // pending, sending (handed to the SMTP server, answer not yet
+                // noted), sent, printed, uncertain (the process died while
+                // sending: the server may or may not have it)
                 .col(text("status"))
                 .col(big("attempts"))
                 .col(text_null("last_error"))

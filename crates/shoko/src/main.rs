@@ -348,6 +348,7 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
         Command::Jobs { action } => {
             let app = open_app(db, &data_dir, &config, IndexUse::None).await?;
             app.check_schedules()?;
+            app.recover_interrupted_runs().await?;
             jobs(&app, action).await
         }
         Command::User { action } => {

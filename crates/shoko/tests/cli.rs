@@ -1229,3 +1229,89 @@ async fn kill_9_during_checkouts_and_checkins_loses_no_acknowledged_operation() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn kill_9_during_the_notice_job_marks_the_run_interrupted_and_the_rerun_sends_nothing_twice()
+{
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let (server, token, items) = desk_ready(&s).await;
+        let http = reqwest::Client::new();
+        let patrons = ["D0001", "D0002", "D0003", "D0004", "D0006"];
+        for (patron, item) in patrons.iter().zip(&items) {
+            let r = http
+                .post(format!("{}/api/v1/loans", server.base))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"patron_barcode": patron, "item_barcode": item, "campus": "HONGO"}))
+                .send()
+                .await
+                .expect("checkout");
+            assert_eq!(r.status(), 201);
+        }
+        drop(server);
+        // A real SMTP server that takes a second per message.
+        let mail = s.dir.path().join("mail.jsonl");
+        let mut catcher = Command::new("python3")
+            .arg(fixtures().join("../scripts/smtp-catcher.py"))
+            .arg("0")
+            .arg(&mail)
+            .args(["--delay", "1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the SMTP catcher runs");
+        let mut said = BufReader::new(catcher.stdout.take().expect("stdout")).lines();
+        let ready = said.next().expect("ready").expect("line");
+        let port = ready.trim_start_matches("ready ").to_owned();
+        let jobs = |args: &[&str]| {
+            let mut c = s.command();
+            c.args(args)
+                .env("SHOKO_MAIL__HOST", "127.0.0.1")
+                .env("SHOKO_MAIL__PORT", &port)
+                .env("SHOKO_JOBS__COURTESY_DAYS", "100");
+            c
+        };
+        let mut run = jobs(&["jobs", "run", "notices"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jobs run");
+        let first = said.next().expect("a message arrives").expect("line");
+        assert!(first.starts_with("received"), "{first}");
+        run.kill().expect("kill -9");
+        run.wait().expect("reaped");
+        let history = jobs(&["jobs", "history", "notices"]).output().expect("history");
+        let text = stdout(&history);
+        assert!(text.lines().next().is_some_and(|l| l.contains("\tinterrupted\t")), "{text}");
+        let again = jobs(&["jobs", "run", "notices"]).output().expect("run again");
+        assert!(again.status.success(), "{}{}", stdout(&again), String::from_utf8_lossy(&again.stderr));
+        assert!(stdout(&again).contains("\tsucceeded\t"), "{}", stdout(&again));
+        drop(catcher.stdin.take());
+        catcher.wait().expect("catcher stops");
+        // Nothing twice: each sent notice arrived once; the one being sent at
+        // the kill arrived at most once and is marked uncertain.
+        let received: Vec<serde_json::Value> = std::fs::read_to_string(&mail)
+            .expect("mail")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        let ids: Vec<&str> = received.iter().map(|m| m["message_id"].as_str().expect("id")).collect();
+        let unique: std::collections::BTreeSet<&&str> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{}: a notice was sent twice: {ids:?}", s.db.engine());
+        let store = shoko_store::Store::open(s.db.url(), &shoko_store::StoreOptions::default())
+            .await
+            .expect("store");
+        let notices = store.notices(100).await.expect("notices");
+        assert_eq!(notices.len(), 5, "{notices:#?}");
+        let sent = notices.iter().filter(|n| n.status == "sent").count();
+        let uncertain = notices.iter().filter(|n| n.status == "uncertain").count();
+        assert_eq!(sent + uncertain, 5, "{notices:?}");
+        assert!(uncertain <= 1);
+        assert!(received.len() >= sent && received.len() <= 5, "{} received, {sent} sent", received.len());
+        for n in notices.iter().filter(|n| n.status == "sent") {
+            let id = format!("<notice-{}-{}@shoko>", n.id, n.created_at);
+            assert_eq!(ids.iter().filter(|i| **i == id).count(), 1, "{id}");
+        }
+    })
+    .await;
+}
