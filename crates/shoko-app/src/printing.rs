@@ -260,6 +260,27 @@ impl App {
                 })
                 .map_err(|e| JobError::Failed(format!("template transit_slips.html: {e}")))?;
             let slip_base = dir.join(format!("transit-slips-{campus}"));
+            write_whole(
+                &slip_base.with_extension("csv"),
+                &csv_bytes(
+                    &from_here,
+                    &[
+                        "transit_id",
+                        "barcode",
+                        "call_number",
+                        "title",
+                        "from_campus",
+                        "to_campus",
+                        "reason",
+                        "patron_barcode",
+                        "patron_name",
+                        "sent_at",
+                    ],
+                )?,
+            )?;
+            outcome
+                .outputs
+                .push(slip_base.with_extension("csv").display().to_string());
             write_whole(&slip_base.with_extension("html"), html.as_bytes())?;
             write_whole(
                 &slip_base.with_extension("pdf"),

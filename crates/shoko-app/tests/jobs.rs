@@ -591,6 +591,8 @@ async fn pick_lists_and_slips_list_what_to_pull_at_each_campus_with_japanese_tex
             slips.contains("本館") && slips.contains("取り寄せ") && slips.contains("5003"),
             "{slips}"
         );
+        let slip_csv = std::fs::read_to_string(file("transit-slips-KASHIWA.csv")).expect("csv");
+        assert!(slip_csv.lines().nth(1).is_some_and(|l| l.contains(",5003,") && l.contains(",KASHIWA,MAIN,request,P3,三,")), "{slip_csv}");
         let slip_html = std::fs::read_to_string(file("transit-slips-KASHIWA.html")).expect("html");
         assert!(
             slip_html.contains("<svg") && slip_html.contains("三"),
@@ -627,4 +629,43 @@ async fn every_template_renders() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn the_daily_report_counts_each_campus_and_lists_what_is_overdue() {
+    each_engine(|db| async move {
+        let lib = Library::open(&db, 1, tokyo(2026, 11, 24, 9, 0), None).await;
+        lib.item(0, "6001", "MAIN", "OPEN", "1").await;
+        lib.item(1, "6002", "MAIN", "OPEN", "2").await;
+        lib.item(2, "6003", "KOMABA", "OPEN", "3").await;
+        lib.patron("P1", "集計 一", None, "ja").await;
+        // The day before: two checkouts at MAIN, one at KOMABA, one return at KOMABA.
+        lib.clock.set(tokyo(2026, 11, 25, 10, 0));
+        lib.lend("P1", "6001", "MAIN").await;
+        lib.lend("P1", "6002", "MAIN").await;
+        lib.lend("P1", "6003", "KOMABA").await;
+        lib.app
+            .checkin(&App::system(), &Barcode::parse("6002").expect("b"), &CampusCode::parse("KOMABA").expect("c"))
+            .await
+            .expect("return");
+        // Midnight passes: the report for the 25th, at 00:15 on the 26th.
+        lib.clock.set(tokyo(2026, 11, 26, 0, 15));
+        let run = lib.app.run_job_now("reports").await.expect("run");
+        assert_eq!(run.status, "succeeded", "{run:?}");
+        let circ = run.outputs.iter().find(|o| o.ends_with("circulation-2026-11-25.csv")).expect("report");
+        let text = std::fs::read_to_string(circ).expect("csv");
+        assert_eq!(
+            text,
+            "date,campus,checkouts,checkins\n2026-11-25,KASHIWA,0,0\n2026-11-25,KOMABA,1,1\n2026-11-25,MAIN,2,0\n"
+        );
+        // Weeks later one loan is overdue.
+        lib.clock.set(tokyo(2026, 12, 12, 0, 15));
+        let run = lib.app.run_job_now("reports").await.expect("run");
+        let overdue = run.outputs.iter().find(|o| o.contains("overdue-")).expect("overdue list");
+        let text = std::fs::read_to_string(overdue).expect("csv");
+        let rows: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        assert!(rows.iter().all(|r| r.contains(",P1,集計 一")), "{text}");
+    })
+    .await;
 }
