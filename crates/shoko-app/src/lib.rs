@@ -11,6 +11,7 @@ pub mod export;
 pub mod import;
 pub mod jobs;
 pub mod notices;
+pub mod operations;
 pub mod patrons;
 pub mod printing;
 pub mod search;
@@ -19,7 +20,10 @@ pub mod settings;
 use std::sync::Arc;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use settings::{CatalogueSettings, CirculationSettings, JobsSettings, MailSettings, Settings};
+pub use settings::{
+    CatalogueSettings, CirculationSettings, JobsSettings, MailSettings, OperationsSettings,
+    Settings,
+};
 pub use shoko_store::{Engine, Store, StoreError, StoreOptions};
 
 /// The running application: storage, settings and the clock, shared by every
@@ -36,6 +40,8 @@ pub struct App {
     pub jobs: Arc<JobsSettings>,
     /// The SMTP server for notices.
     pub mail: Arc<MailSettings>,
+    /// Readiness thresholds and the data dir.
+    pub operations: Arc<OperationsSettings>,
     /// Today's date and time; a fake in tests.
     pub clock: Arc<dyn Clock>,
     /// The search index.
@@ -81,6 +87,7 @@ impl App {
             circulation,
             jobs,
             mail,
+            operations,
         } = settings;
         let store = Store::open(database_url, options).await?;
         store
@@ -97,6 +104,7 @@ impl App {
             circulation: Arc::new(circulation),
             jobs: Arc::new(jobs),
             mail: Arc::new(mail),
+            operations: Arc::new(operations),
             clock,
             search: Arc::new(search),
         })

@@ -360,6 +360,30 @@ impl Default for MailSettings {
     }
 }
 
+/// What the readiness check holds Shoko to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OperationsSettings {
+    /// The data dir whose filesystem is watched (set by the binary).
+    #[serde(skip)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Below this much free space on the data dir's filesystem Shoko is not
+    /// ready (and an operator should act before writes start failing).
+    pub min_free_disk_mb: u64,
+    /// An index further behind than this is not ready.
+    pub max_index_lag_seconds: u64,
+}
+
+impl Default for OperationsSettings {
+    fn default() -> OperationsSettings {
+        OperationsSettings {
+            data_dir: None,
+            min_free_disk_mb: 1024,
+            max_index_lag_seconds: 60,
+        }
+    }
+}
+
 /// Every setting the application takes from the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
@@ -371,4 +395,6 @@ pub struct Settings {
     pub jobs: JobsSettings,
     /// The SMTP server.
     pub mail: MailSettings,
+    /// Readiness thresholds.
+    pub operations: OperationsSettings,
 }

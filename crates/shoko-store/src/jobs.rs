@@ -377,6 +377,20 @@ impl Store {
             .next())
     }
 
+    /// Job runs counted by job and status.
+    pub async fn job_run_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_string(
+                self.backend(),
+                "SELECT job, status, COUNT(*) FROM job_runs GROUP BY job, status ORDER BY job, status",
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?)))
+            .collect()
+    }
+
     /// Makes a notice unless one with its subject key exists; true when made.
     pub async fn insert_notice(
         &self,

@@ -215,6 +215,38 @@ impl Store {
         Ok(())
     }
 
+    /// The database's size in bytes (SQLite pages in use; PostgreSQL's
+    /// `pg_database_size`).
+    pub async fn database_bytes(&self) -> Result<u64, StoreError> {
+        let sql = match self.engine {
+            Engine::Sqlite => {
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            }
+            Engine::Postgres => "SELECT pg_database_size(current_database())",
+        };
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(self.backend(), sql))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("size query gave no row".into()))?;
+        let bytes: i64 = row.try_get_by_index(0)?;
+        Ok(u64::try_from(bytes).unwrap_or(0))
+    }
+
+    /// Connections in the pool: (open, idle).
+    pub fn pool_connections(&self) -> (u32, u32) {
+        match self.engine {
+            Engine::Sqlite => {
+                let p = self.db.get_sqlite_connection_pool();
+                (p.size(), u32::try_from(p.num_idle()).unwrap_or(u32::MAX))
+            }
+            Engine::Postgres => {
+                let p = self.db.get_postgres_connection_pool();
+                (p.size(), u32::try_from(p.num_idle()).unwrap_or(u32::MAX))
+            }
+        }
+    }
+
     /// Closes the pool, letting SQLite checkpoint its WAL.
     pub async fn close(self) -> Result<(), StoreError> {
         self.db.close().await?;

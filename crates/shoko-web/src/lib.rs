@@ -8,6 +8,7 @@ pub mod auth;
 mod circulation;
 mod error;
 mod marc_json;
+pub mod ops;
 mod patrons;
 mod records;
 mod search;
@@ -75,6 +76,9 @@ fn api(admission: &Arc<Admission>) -> OpenApiRouter<Web> {
         ));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
+        .routes(routes!(ops::live))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics_page))
         .merge(public_search)
         .routes(routes!(records::find))
         .routes(routes!(records::get, records::replace, records::delete))
@@ -119,6 +123,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// (`/api/v1/docs`, assets compiled into the binary); public search behind
 /// the admission gate; every request identified by its session.
 pub fn router(app: App, admission: Arc<Admission>, logins: Arc<LoginLimits>) -> Router {
+    ops::prometheus();
     let (routes, doc) = api(&admission).split_for_parts();
     let web = Web {
         app,
@@ -132,6 +137,7 @@ pub fn router(app: App, admission: Arc<Admission>, logins: Arc<LoginLimits>) -> 
             auth::identify,
         ))
         .layer(axum::middleware::from_fn(error::localize))
+        .route_layer(axum::middleware::from_fn(ops::record))
         .with_state(web)
 }
 

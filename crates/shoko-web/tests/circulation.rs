@@ -65,6 +65,14 @@ struct Library {
 
 impl Library {
     async fn open(db: &TestDb, circulation: CirculationSettings) -> Library {
+        Library::open_with(db, circulation, Default::default()).await
+    }
+
+    async fn open_with(
+        db: &TestDb,
+        circulation: CirculationSettings,
+        operations: shoko_app::OperationsSettings,
+    ) -> Library {
         let settings = CatalogueSettings {
             campuses: vec![
                 campus("MAIN", "本館", "Main Library"),
@@ -81,6 +89,7 @@ impl Library {
             shoko_app::Settings {
                 catalogue: settings,
                 circulation,
+                operations,
                 ..Default::default()
             },
             clock.clone(),
@@ -1018,6 +1027,9 @@ fn the_openapi_document_describes_every_route_the_api_has() {
     let json: Value = serde_json::to_value(&doc).expect("json");
     let expected = [
         ("get", "/health"),
+        ("get", "/health/live"),
+        ("get", "/health/ready"),
+        ("get", "/metrics"),
         ("get", "/api/v1/search"),
         ("get", "/api/v1/records"),
         ("get", "/api/v1/records/{id}"),
@@ -1108,4 +1120,94 @@ async fn every_documented_route_is_served() {
         page.as_str().is_some_and(|p| p.contains("swagger")),
         "{page}"
     );
+}
+
+#[tokio::test]
+async fn health_says_live_and_ready_check_by_check_and_metrics_count_requests() {
+    each_engine(|db| async move {
+        let data = tempfile::tempdir().expect("tempdir");
+        let lib = Library::open_with(
+            &db,
+            CirculationSettings::default(),
+            shoko_app::OperationsSettings {
+                data_dir: Some(data.path().to_owned()),
+                ..Default::default()
+            },
+        )
+        .await;
+        let (status, live) = lib.call(Method::GET, "/health/live", None, None).await;
+        assert_eq!(
+            (status, live["status"].as_str()),
+            (StatusCode::OK, Some("live"))
+        );
+        lib.app.index_catch_up().await.expect("catch up");
+        let (status, ready) = lib.call(Method::GET, "/health/ready", None, None).await;
+        assert_eq!(status, StatusCode::OK, "{ready}");
+        for check in ["database", "index", "disk", "jobs"] {
+            assert_eq!(ready["checks"][check]["ok"], true, "{check}: {ready}");
+        }
+        lib.patron("P0001", "計測", json!({})).await;
+        let (status, _) = lib.checkout("P0001", "3000", "MAIN").await;
+        assert_eq!(status, StatusCode::CREATED);
+        let response = lib
+            .router
+            .clone()
+            .oneshot(Library::request(Method::GET, "/metrics", None, None, &[]))
+            .await
+            .expect("metrics");
+        let text = String::from_utf8(
+            axum::body::to_bytes(response.into_body(), 1 << 22)
+                .await
+                .expect("body")
+                .to_vec(),
+        )
+        .expect("utf-8");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("shoko_http_requests_total{")
+                    && l.contains("route=\"/api/v1/loans\"")
+                    && l.contains("status=\"201\"")),
+            "{text}"
+        );
+        assert!(
+            text.contains("shoko_http_request_duration_seconds_bucket{"),
+            "{text}"
+        );
+        for gauge in [
+            "shoko_outbox_lag_rows",
+            "shoko_index_documents",
+            "shoko_database_bytes",
+            "shoko_disk_free_bytes",
+            "shoko_db_pool_connections",
+        ] {
+            assert!(text.contains(gauge), "{gauge} missing");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_disk_below_its_threshold_makes_shoko_not_ready_and_says_so() {
+    let db = TestDb::sqlite();
+    let data = tempfile::tempdir().expect("tempdir");
+    let lib = Library::open_with(
+        &db,
+        CirculationSettings::default(),
+        shoko_app::OperationsSettings {
+            data_dir: Some(data.path().to_owned()),
+            min_free_disk_mb: u64::MAX / (1024 * 1024 * 2),
+            ..Default::default()
+        },
+    )
+    .await;
+    lib.app.index_catch_up().await.expect("catch up");
+    let (status, ready) = lib.call(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready["checks"]["disk"]["ok"], false, "{ready}");
+    assert!(
+        ready["checks"]["disk"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("MiB free"))
+    );
+    assert_eq!(ready["checks"]["database"]["ok"], true);
 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Format as _, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-use shoko_app::{CatalogueSettings, CirculationSettings, JobsSettings, MailSettings};
+use shoko_app::{
+    CatalogueSettings, CirculationSettings, JobsSettings, MailSettings, OperationsSettings,
+};
 
 /// The name of the configuration file inside the data dir.
 pub const FILE_NAME: &str = "shoko.toml";
@@ -29,6 +31,8 @@ pub struct Config {
     pub jobs: JobsSettings,
     /// The SMTP server notices go through.
     pub mail: MailSettings,
+    /// Readiness thresholds.
+    pub operations: OperationsSettings,
     /// The search index.
     pub search: SearchConfig,
     /// Logging.

@@ -289,6 +289,10 @@ async fn open_app(
                 ..config.jobs.clone()
             },
             mail: config.mail.clone(),
+            operations: shoko_app::OperationsSettings {
+                data_dir: Some(data_dir.to_owned()),
+                ..config.operations.clone()
+            },
         },
         Arc::new(SystemClock),
     )

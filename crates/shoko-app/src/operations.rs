@@ -1,0 +1,174 @@
+//! What the systems team watches: whether Shoko is ready to serve (database
+//! reachable, index lag within bound, disk space above its threshold, jobs
+//! not failing), and the sizes and counts behind it, for `/health/ready`
+//! and `/metrics`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::App;
+
+/// One readiness check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Passed.
+    pub ok: bool,
+    /// What was found, in words.
+    pub detail: String,
+}
+
+/// Every readiness check, by name.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    /// All passed.
+    pub ready: bool,
+    /// `database`, `index`, `disk`, `jobs`.
+    pub checks: std::collections::BTreeMap<&'static str, Check>,
+}
+
+/// Numbers for `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Gauges {
+    /// Outbox rows the index has not applied.
+    pub outbox_lag_rows: i64,
+    /// Age of the oldest of them.
+    pub outbox_lag_seconds: f64,
+    /// Records in the index.
+    pub index_documents: u64,
+    /// Bytes of the index directory.
+    pub index_bytes: u64,
+    /// Bytes of the database (SQLite files or the PostgreSQL database).
+    pub database_bytes: u64,
+    /// Free bytes on the data dir's filesystem.
+    pub disk_free_bytes: Option<u64>,
+    /// Pool connections open and idle.
+    pub pool: (u32, u32),
+    /// Job runs by job and status.
+    pub job_runs: Vec<(String, String, i64)>,
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return std::fs::metadata(path).map_or(0, |m| m.len());
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+impl App {
+    fn disk_free(&self) -> Option<u64> {
+        let dir = self.operations.data_dir.as_ref()?;
+        fs4::available_space(dir).ok()
+    }
+
+    /// Whether Shoko is ready to serve, check by check.
+    pub async fn readiness(&self) -> Readiness {
+        let mut checks = std::collections::BTreeMap::new();
+        let db = self.store.ping().await;
+        checks.insert(
+            "database",
+            Check {
+                ok: db.is_ok(),
+                detail: match db {
+                    Ok(()) => format!("{} answers", self.store.engine().name()),
+                    Err(e) => e.to_string(),
+                },
+            },
+        );
+        let bound = self.operations.max_index_lag_seconds as f64;
+        checks.insert(
+            "index",
+            match self.index_status().await {
+                Ok(s) => Check {
+                    ok: s.lag_seconds <= bound && s.last_error.is_none(),
+                    detail: match &s.last_error {
+                        Some(e) => format!("indexing is stuck: {e}"),
+                        None => format!(
+                            "{} changes behind, oldest {:.1} s (bound {bound} s)",
+                            s.lag_rows, s.lag_seconds
+                        ),
+                    },
+                },
+                Err(e) => Check {
+                    ok: false,
+                    detail: e.to_string(),
+                },
+            },
+        );
+        let minimum = self.operations.min_free_disk_mb * 1024 * 1024;
+        checks.insert(
+            "disk",
+            match self.disk_free() {
+                Some(free) => Check {
+                    ok: free >= minimum,
+                    detail: format!(
+                        "{} MiB free (threshold {} MiB)",
+                        free / 1024 / 1024,
+                        self.operations.min_free_disk_mb
+                    ),
+                },
+                None => Check {
+                    ok: true,
+                    detail: "no data dir to watch (database on a server)".into(),
+                },
+            },
+        );
+        checks.insert(
+            "jobs",
+            match self.job_list().await {
+                Ok(jobs) => {
+                    let failing: Vec<String> = jobs
+                        .iter()
+                        .filter(|j| {
+                            j.last_run.as_ref().is_some_and(|r| {
+                                r.status == "failed"
+                                    && r.attempt >= i64::from(self.jobs.max_attempts.max(1))
+                            })
+                        })
+                        .map(|j| j.name.to_owned())
+                        .collect();
+                    Check {
+                        ok: failing.is_empty(),
+                        detail: if failing.is_empty() {
+                            "no job has given up".into()
+                        } else {
+                            format!("given up after every retry: {}", failing.join(", "))
+                        },
+                    }
+                }
+                Err(e) => Check {
+                    ok: false,
+                    detail: e.to_string(),
+                },
+            },
+        );
+        Readiness {
+            ready: checks.values().all(|c| c.ok),
+            checks,
+        }
+    }
+
+    /// The numbers `/metrics` shows, read at scrape time.
+    pub async fn gauges(&self) -> Gauges {
+        let mut g = Gauges::default();
+        if let Ok(s) = self.index_status().await {
+            g.outbox_lag_rows = s.lag_rows;
+            g.outbox_lag_seconds = s.lag_seconds;
+            g.index_documents = s.documents;
+        }
+        if let Some(dir) = &self.operations.data_dir {
+            g.index_bytes = dir_bytes(&dir.join("index"));
+        }
+        g.database_bytes = self.store.database_bytes().await.unwrap_or(0);
+        g.disk_free_bytes = self.disk_free();
+        g.pool = self.store.pool_connections();
+        g.job_runs = self.store.job_run_counts().await.unwrap_or_default();
+        g
+    }
+}
