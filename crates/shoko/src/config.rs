@@ -52,6 +52,9 @@ pub struct ServerConfig {
     /// Mark the session cookie `Secure`, so browsers send it only over HTTPS
     /// (and to `localhost`). Turn off only for plain HTTP on a trusted network.
     pub secure_cookies: bool,
+    /// On SIGTERM, SIGINT or SIGPWR: how long requests in flight may take to
+    /// finish before the server stops without them.
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             trusted_proxies: Vec::new(),
             secure_cookies: true,
+            shutdown_grace_seconds: 30,
         }
     }
 }

@@ -698,14 +698,32 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
         per_client_per_second = limits.per_client_per_second,
         "search admission limits"
     );
-    shoko_web::serve(
+    let (stopping, stop_requested) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    });
+    let mut graceful = stop_requested.clone();
+    let mut bound = stop_requested;
+    let serving = shoko_web::serve(
         app,
         limits,
         config.server.secure_cookies,
         listener,
-        shutdown_signal(),
-    )
-    .await?;
+        async move {
+            let _ = graceful.wait_for(|stop| *stop).await;
+        },
+    );
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    tokio::select! {
+        served = serving => served?,
+        _ = async {
+            let _ = bound.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(seconds = grace.as_secs(), "requests still running after the grace period; stopping without them");
+        }
+    }
     let _ = stop_indexer.send(true);
     let _ = indexer.await;
     let _ = scheduler.await;
@@ -719,11 +737,23 @@ async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
+        // SIGPWR (30 on Linux): a UPS on battery tells init, which tells
+        // services; the rolling blackouts of the account behind Shoko made
+        // this a daily stop.
+        let power = async {
+            match signal(SignalKind::from_raw(30)) {
+                Ok(mut p) => {
+                    p.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {
                     _ = ctrl_c => {},
                     _ = term.recv() => {},
+                    _ = power => {},
                 }
             }
             Err(_) => {

@@ -1127,57 +1127,124 @@ enum Acked {
     Returned,
 }
 
+type DeskOutcome = (String, Acked, u32, Option<bool>);
+
+/// Eight desks lending and taking back their own items until the server
+/// stops answering; each ends with what it last heard back per item. Every
+/// acknowledgement is also sent on the returned channel.
+fn desks_at_work(
+    base: &str,
+    token: &str,
+    items: &[String],
+) -> (
+    Vec<tokio::task::JoinHandle<Vec<DeskOutcome>>>,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    let desks = 8;
+    assert!(items.len() >= desks * 3, "{} items", items.len());
+    let (acks, heard) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut workers = Vec::new();
+    for d in 0..desks {
+        let mine: Vec<String> = items
+            .iter()
+            .skip(d)
+            .step_by(desks)
+            .take(3)
+            .cloned()
+            .collect();
+        let (base, token, acks) = (base.to_owned(), token.to_owned(), acks.clone());
+        let patron = format!("D000{}", d % 5 + 1);
+        workers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut state: Vec<(String, Acked, u32, Option<bool>)> =
+                mine.into_iter().map(|b| (b, Acked::Nothing, 0, None)).collect();
+            'desk: for round in 0.. {
+                for slot in state.iter_mut() {
+                    let lend = slot.1 != Acked::Lent;
+                    slot.3 = Some(lend);
+                    let (path, body) = if lend {
+                        ("loans", serde_json::json!({"patron_barcode": patron, "item_barcode": slot.0, "campus": "HONGO"}))
+                    } else {
+                        ("checkins", serde_json::json!({"item_barcode": slot.0, "campus": "HONGO"}))
+                    };
+                    let sent = http
+                        .post(format!("{base}/api/v1/{path}"))
+                        .bearer_auth(&token)
+                        .header("idempotency-key", format!("{}-{round}", slot.0))
+                        .json(&body)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => {
+                            slot.1 = if lend { Acked::Lent } else { Acked::Returned };
+                            if lend {
+                                slot.2 += 1;
+                            }
+                            slot.3 = None;
+                            let _ = acks.send(());
+                        }
+                        Ok(r) => panic!("{path} {}: {}", slot.0, r.text().await.unwrap_or_default()),
+                        Err(_) => break 'desk,
+                    }
+                }
+            }
+            state
+        }));
+    }
+    drop(acks);
+    (workers, heard)
+}
+
+/// Every acknowledged operation is in the database (or the one in flight
+/// went through after it), and item status, loans and counters agree.
+async fn assert_acknowledged_state(url: &str, engine: &str, outcomes: &[DeskOutcome]) {
+    let store = shoko_store::Store::open(url, &shoko_store::StoreOptions::default())
+        .await
+        .expect("store after kill -9");
+    for (barcode, acked, lent, in_flight) in outcomes {
+        let item = store
+            .item_by_barcode(barcode)
+            .await
+            .expect("read")
+            .expect("item");
+        let loans = store
+            .loans_of_item(item.id, 10_000)
+            .await
+            .expect("loans")
+            .len() as u32;
+        // The acknowledged state holds, or the one operation in flight
+        // when the server died committed after it.
+        let (status_ok, loans_ok) = match (acked, in_flight) {
+            (Acked::Lent, None) => (item.status == "on_loan", loans == *lent),
+            (Acked::Lent, Some(false)) => (item.status != "in_transit", loans == *lent),
+            (_, Some(true)) => (
+                item.status != "in_transit",
+                loans == *lent || loans == lent + 1,
+            ),
+            (_, _) => (item.status == "available", loans == *lent),
+        };
+        assert!(
+            status_ok && loans_ok,
+            "{}: {barcode} acked {acked:?} (in flight {in_flight:?}) with {lent} loans; now {} with {loans}",
+            engine,
+            item.status
+        );
+    }
+    assert_eq!(
+        store.circulation_problems().await.expect("check"),
+        Vec::<String>::new(),
+        "{}",
+        engine
+    );
+    store.close().await.expect("close");
+}
+
 #[tokio::test]
 async fn kill_9_during_checkouts_and_checkins_loses_no_acknowledged_operation() {
     each_engine(|db| async move {
         let s = Shoko::new(db);
         let (mut server, token, items) = desk_ready(&s).await;
-        let desks = 8;
-        assert!(items.len() >= desks * 3, "{} items", items.len());
-        let (acks, mut heard) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let mut workers = Vec::new();
-        for d in 0..desks {
-            let mine: Vec<String> = items.iter().skip(d).step_by(desks).take(3).cloned().collect();
-            let (base, token, acks) = (server.base.clone(), token.clone(), acks.clone());
-            let patron = format!("D000{}", d % 5 + 1);
-            workers.push(tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                let mut state: Vec<(String, Acked, u32, Option<bool>)> =
-                    mine.into_iter().map(|b| (b, Acked::Nothing, 0, None)).collect();
-                'desk: for round in 0.. {
-                    for slot in state.iter_mut() {
-                        let lend = slot.1 != Acked::Lent;
-                        slot.3 = Some(lend);
-                        let (path, body) = if lend {
-                            ("loans", serde_json::json!({"patron_barcode": patron, "item_barcode": slot.0, "campus": "HONGO"}))
-                        } else {
-                            ("checkins", serde_json::json!({"item_barcode": slot.0, "campus": "HONGO"}))
-                        };
-                        let sent = http
-                            .post(format!("{base}/api/v1/{path}"))
-                            .bearer_auth(&token)
-                            .header("idempotency-key", format!("{}-{round}", slot.0))
-                            .json(&body)
-                            .send()
-                            .await;
-                        match sent {
-                            Ok(r) if r.status().is_success() => {
-                                slot.1 = if lend { Acked::Lent } else { Acked::Returned };
-                                if lend {
-                                    slot.2 += 1;
-                                }
-                                slot.3 = None;
-                                let _ = acks.send(());
-                            }
-                            Ok(r) => panic!("{path} {}: {}", slot.0, r.text().await.unwrap_or_default()),
-                            Err(_) => break 'desk,
-                        }
-                    }
-                }
-                state
-            }));
-        }
-        drop(acks);
+        let (workers, mut heard) = desks_at_work(&server.base, &token, &items);
         for _ in 0..300 {
             heard.recv().await.expect("the desks keep working");
         }
@@ -1187,32 +1254,7 @@ async fn kill_9_during_checkouts_and_checkins_loses_no_acknowledged_operation() 
         for w in workers {
             outcomes.extend(w.await.expect("worker"));
         }
-        let store = shoko_store::Store::open(s.db.url(), &shoko_store::StoreOptions::default())
-            .await
-            .expect("store after kill -9");
-        for (barcode, acked, lent, in_flight) in &outcomes {
-            let item = store.item_by_barcode(barcode).await.expect("read").expect("item");
-            let loans = store.loans_of_item(item.id, 10_000).await.expect("loans").len() as u32;
-            // The acknowledged state holds, or the one operation in flight
-            // when the server died committed after it.
-            let (status_ok, loans_ok) = match (acked, in_flight) {
-                (Acked::Lent, None) => (item.status == "on_loan", loans == *lent),
-                (Acked::Lent, Some(false)) => (item.status != "in_transit", loans == *lent),
-                (_, Some(true)) => (
-                    item.status != "in_transit",
-                    loans == *lent || loans == lent + 1,
-                ),
-                (_, _) => (item.status == "available", loans == *lent),
-            };
-            assert!(
-                status_ok && loans_ok,
-                "{}: {barcode} acked {acked:?} (in flight {in_flight:?}) with {lent} loans; now {} with {loans}",
-                s.db.engine(),
-                item.status
-            );
-        }
-        assert_eq!(store.circulation_problems().await.expect("check"), Vec::<String>::new(), "{}", s.db.engine());
-        store.close().await.expect("close");
+        assert_acknowledged_state(s.db.url(), s.db.engine(), &outcomes).await;
         // And the restarted server serves the desk again.
         let mut cmd = s.command();
         cmd.args(["serve", "--listen", "127.0.0.1:0"]);
@@ -1312,6 +1354,38 @@ async fn kill_9_during_the_notice_job_marks_the_run_interrupted_and_the_rerun_se
             let id = format!("<notice-{}-{}@shoko>", n.id, n.created_at);
             assert_eq!(ids.iter().filter(|i| **i == id).count(), 1, "{id}");
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sigterm_under_load_finishes_requests_in_flight_and_exits_0() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let (mut server, token, items) = desk_ready(&s).await;
+        let (workers, mut heard) = desks_at_work(&server.base, &token, &items);
+        for _ in 0..200 {
+            heard.recv().await.expect("the desks keep working");
+        }
+        let term = Command::new("kill")
+            .args(["-TERM", &server.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(term.success());
+        let exit = server.child.wait().expect("the server exits");
+        assert_eq!(
+            exit.code(),
+            Some(0),
+            "{}: exit after SIGTERM",
+            s.db.engine()
+        );
+        // No desk saw a 5xx (a worker panics on any answer but success), and
+        // every acknowledged operation is stored.
+        let mut outcomes = Vec::new();
+        for w in workers {
+            outcomes.extend(w.await.expect("no desk got an error answer"));
+        }
+        assert_acknowledged_state(s.db.url(), s.db.engine(), &outcomes).await;
     })
     .await;
 }
