@@ -1700,51 +1700,138 @@ impl Store {
     /// Checks that item status, open loans, the patrons' counters, transits
     /// and holds agree; returns each disagreement in words.
     pub async fn circulation_problems(&self) -> Result<Vec<Problem>, StoreError> {
-        let checks: [(&str, &str); 6] = [
-            (
-                "item on loan without an open loan",
-                "SELECT i.barcode FROM items i WHERE i.status = 'on_loan' \
-                 AND NOT EXISTS (SELECT 1 FROM loans l WHERE l.open_item_id = i.id)",
-            ),
-            (
-                "open loan on an item not marked on loan",
-                "SELECT i.barcode FROM loans l JOIN items i ON i.id = l.open_item_id \
-                 WHERE i.status <> 'on_loan'",
-            ),
-            (
-                "patron's open-loan counter differs from the open loans",
-                "SELECT p.barcode FROM patrons p WHERE p.open_loans <> \
-                 (SELECT COUNT(*) FROM loans l WHERE l.open_patron_id = p.id)",
-            ),
-            (
-                "patron's fines counter differs from the fines",
-                "SELECT p.barcode FROM patrons p WHERE p.fines_owed <> \
-                 COALESCE((SELECT SUM(f.amount - f.paid - f.waived) FROM fines f \
-                 WHERE f.patron_id = p.id), 0)",
-            ),
-            (
-                "item in transit without an open transit",
-                "SELECT i.barcode FROM items i WHERE i.status = 'in_transit' \
-                 AND NOT EXISTS (SELECT 1 FROM transits t WHERE t.open_item_id = i.id)",
-            ),
-            (
-                "item on the hold shelf without a hold",
-                "SELECT i.barcode FROM items i WHERE i.status = 'on_hold_shelf' \
-                 AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.item_id = i.id \
-                 AND h.status = 'on_shelf')",
-            ),
-        ];
         let mut problems = Vec::new();
-        for (what, sql) in checks {
+        for inv in INVARIANTS {
             let rows = self
                 .db
-                .query_all_raw(Statement::from_string(self.backend(), sql))
+                .query_all_raw(Statement::from_string(self.backend(), inv.check))
                 .await?;
             for r in rows {
                 let barcode: String = col(&r, 0)?;
-                problems.push(format!("{what}: {barcode}"));
+                problems.push(format!("{}: {barcode}", inv.name));
             }
         }
         Ok(problems)
     }
+
+    /// Repairs every disagreement that has one safe answer, in one
+    /// transaction with an audit entry per kind: counters are recounted from
+    /// the loans and fines; an item's status follows its open loan, transit
+    /// or hold (with nothing to follow, it is back on the shelf). Returns how
+    /// many rows each kind changed.
+    pub async fn repair_circulation(
+        &self,
+        ctx: &crate::WriteCtx,
+    ) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        let txn = self.begin_write().await?;
+        let mut fixed = Vec::new();
+        let mut audit = Vec::new();
+        for inv in INVARIANTS {
+            let mut n = 0;
+            for sql in inv.repair {
+                let sql = sql.replace("{now}", &ctx.now.to_string());
+                let done = txn
+                    .execute_raw(Statement::from_string(self.backend(), sql))
+                    .await?;
+                // The outbox rows come first and count the same rows.
+                n = done.rows_affected();
+            }
+            if n > 0 {
+                audit.push(crate::write::AuditEntry::new(
+                    "check.repair",
+                    "invariant",
+                    inv.name,
+                    None::<&()>,
+                    Some(&n),
+                ));
+            }
+            fixed.push((inv.name, n));
+        }
+        crate::write::record(&txn, ctx, audit, &()).await?;
+        txn.commit().await?;
+        Ok(fixed)
+    }
 }
+
+/// One invariant of circulation: the SQL that lists what breaks it (one
+/// barcode per row) and the statements that repair it.
+struct Invariant {
+    name: &'static str,
+    check: &'static str,
+    repair: &'static [&'static str],
+}
+
+const INVARIANTS: [Invariant; 6] = [
+    Invariant {
+        name: "item on loan without an open loan",
+        check: "SELECT barcode FROM items WHERE status = 'on_loan' AND NOT EXISTS \
+                (SELECT 1 FROM loans l WHERE l.open_item_id = items.id)",
+        repair: &[
+            "INSERT INTO catalogue_outbox (record_id, op, created_at) SELECT record_id, 'upsert', {now} \
+             FROM items WHERE status = 'on_loan' AND NOT EXISTS \
+             (SELECT 1 FROM loans l WHERE l.open_item_id = items.id)",
+            "UPDATE items SET status = 'available', version = version + 1, updated_at = {now} \
+             WHERE status = 'on_loan' AND NOT EXISTS \
+             (SELECT 1 FROM loans l WHERE l.open_item_id = items.id)",
+        ],
+    },
+    Invariant {
+        name: "open loan on an item not marked on loan",
+        check: "SELECT barcode FROM items WHERE status <> 'on_loan' AND EXISTS \
+                (SELECT 1 FROM loans l WHERE l.open_item_id = items.id)",
+        repair: &[
+            "INSERT INTO catalogue_outbox (record_id, op, created_at) SELECT record_id, 'upsert', {now} \
+             FROM items WHERE status <> 'on_loan' AND EXISTS \
+             (SELECT 1 FROM loans l WHERE l.open_item_id = items.id)",
+            "UPDATE items SET status = 'on_loan', version = version + 1, updated_at = {now} \
+             WHERE status <> 'on_loan' AND EXISTS \
+             (SELECT 1 FROM loans l WHERE l.open_item_id = items.id)",
+        ],
+    },
+    Invariant {
+        name: "patron's open-loan counter differs from the open loans",
+        check: "SELECT barcode FROM patrons WHERE open_loans <> \
+                (SELECT COUNT(*) FROM loans l WHERE l.open_patron_id = patrons.id)",
+        repair: &["UPDATE patrons SET open_loans = \
+                   (SELECT COUNT(*) FROM loans l WHERE l.open_patron_id = patrons.id) \
+                   WHERE open_loans <> (SELECT COUNT(*) FROM loans l WHERE l.open_patron_id = patrons.id)"],
+    },
+    Invariant {
+        name: "patron's fines counter differs from the fines",
+        check: "SELECT barcode FROM patrons WHERE fines_owed <> \
+                COALESCE((SELECT SUM(f.amount - f.paid - f.waived) FROM fines f \
+                WHERE f.patron_id = patrons.id), 0)",
+        repair: &[
+            "UPDATE patrons SET fines_owed = COALESCE((SELECT SUM(f.amount - f.paid - f.waived) \
+                   FROM fines f WHERE f.patron_id = patrons.id), 0) \
+                   WHERE fines_owed <> COALESCE((SELECT SUM(f.amount - f.paid - f.waived) \
+                   FROM fines f WHERE f.patron_id = patrons.id), 0)",
+        ],
+    },
+    Invariant {
+        name: "item in transit without an open transit",
+        check: "SELECT barcode FROM items WHERE status = 'in_transit' AND NOT EXISTS \
+                (SELECT 1 FROM transits t WHERE t.open_item_id = items.id)",
+        repair: &[
+            "INSERT INTO catalogue_outbox (record_id, op, created_at) SELECT record_id, 'upsert', {now} \
+             FROM items WHERE status = 'in_transit' AND NOT EXISTS \
+             (SELECT 1 FROM transits t WHERE t.open_item_id = items.id)",
+            "UPDATE items SET status = 'available', version = version + 1, updated_at = {now} \
+             WHERE status = 'in_transit' AND NOT EXISTS \
+             (SELECT 1 FROM transits t WHERE t.open_item_id = items.id)",
+        ],
+    },
+    Invariant {
+        name: "item on the hold shelf without a hold",
+        check: "SELECT barcode FROM items WHERE status = 'on_hold_shelf' AND NOT EXISTS \
+                (SELECT 1 FROM holds h WHERE h.item_id = items.id AND h.status = 'on_shelf')",
+        repair: &[
+            "INSERT INTO catalogue_outbox (record_id, op, created_at) SELECT record_id, 'upsert', {now} \
+             FROM items WHERE status = 'on_hold_shelf' AND NOT EXISTS \
+             (SELECT 1 FROM holds h WHERE h.item_id = items.id AND h.status = 'on_shelf')",
+            "UPDATE items SET status = 'available', version = version + 1, updated_at = {now} \
+             WHERE status = 'on_hold_shelf' AND NOT EXISTS \
+             (SELECT 1 FROM holds h WHERE h.item_id = items.id AND h.status = 'on_shelf')",
+        ],
+    },
+];

@@ -124,6 +124,14 @@ enum Command {
     },
     /// Print the OpenAPI 3 document of the REST API.
     Openapi,
+    /// Check that item status, loans, counters, transits and holds agree,
+    /// printing each problem; with --repair, fix what has one safe answer.
+    /// Exit 0 when all is well (after the repair), 1 when problems remain.
+    Check {
+        /// Repair what can be repaired safely.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Batch jobs: list them, run one now, show the history of runs.
     Jobs {
         #[command(subcommand)]
@@ -349,6 +357,10 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             println!("{doc}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Check { repair } => {
+            let app = open_app(db, &data_dir, &config, IndexUse::None).await?;
+            check(&app, repair).await
+        }
         Command::Jobs { action } => {
             let app = open_app(db, &data_dir, &config, IndexUse::None).await?;
             app.check_schedules()?;
@@ -556,6 +568,52 @@ async fn demo_people(app: &App) -> anyhow::Result<()> {
 }
 
 const DEMO_PATRONS: &str = include_str!("../../../fixtures/demo/patrons.csv");
+
+async fn check(app: &App, repair: bool) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let problems = app.store.circulation_problems().await?;
+    for p in &problems {
+        writeln!(out, "✖ {p}")?;
+    }
+    if problems.is_empty() {
+        writeln!(
+            out,
+            "✔ item status, open loans, counters, transits and holds agree"
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !repair {
+        writeln!(
+            out,
+            "{} problems; `shoko check --repair` fixes them",
+            problems.len()
+        )?;
+        return Ok(ExitCode::FAILURE);
+    }
+    let ctx = shoko_store::WriteCtx {
+        actor: "system".into(),
+        now: app.clock.now_ms(),
+        idempotency: None,
+    };
+    for (kind, n) in app.store.repair_circulation(&ctx).await? {
+        if n > 0 {
+            writeln!(out, "→ repaired {n}: {kind}")?;
+        }
+    }
+    let left = app.store.circulation_problems().await?;
+    for p in &left {
+        writeln!(out, "✖ still: {p}")?;
+    }
+    if left.is_empty() {
+        writeln!(
+            out,
+            "✔ item status, open loans, counters, transits and holds agree"
+        )?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}
 
 fn run_line(r: &shoko_store::JobRunRow) -> String {
     let when = chrono::DateTime::from_timestamp_millis(r.started_at)

@@ -1389,3 +1389,65 @@ async fn sigterm_under_load_finishes_requests_in_flight_and_exits_0() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn check_finds_each_kind_of_inconsistency_and_repair_fixes_it() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let (server, token, items) = desk_ready(&s).await;
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/loans", server.base))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"patron_barcode": "D0001", "item_barcode": items[1], "campus": "HONGO"}))
+            .send()
+            .await
+            .expect("checkout");
+        assert_eq!(r.status(), 201);
+        drop(server);
+        assert!(s.run(&["check"]).status.success());
+        // Damage behind Shoko's back, one of each kind.
+        for sql in [
+            format!("UPDATE items SET status = 'on_loan' WHERE barcode = '{}'", items[0]),
+            format!("UPDATE items SET status = 'available' WHERE barcode = '{}'", items[1]),
+            "UPDATE patrons SET open_loans = 7 WHERE barcode = 'D0002'".to_owned(),
+            "UPDATE patrons SET fines_owed = 999 WHERE barcode = 'D0003'".to_owned(),
+            format!("UPDATE items SET status = 'in_transit' WHERE barcode = '{}'", items[2]),
+            format!("UPDATE items SET status = 'on_hold_shelf' WHERE barcode = '{}'", items[3]),
+        ] {
+            s.db.execute_sql(&sql).await;
+        }
+        let found = s.run(&["check"]);
+        assert_eq!(found.status.code(), Some(1));
+        let text = stdout(&found);
+        for expected in [
+            format!("✖ item on loan without an open loan: {}", items[0]),
+            format!("✖ open loan on an item not marked on loan: {}", items[1]),
+            "✖ patron's open-loan counter differs from the open loans: D0002".to_owned(),
+            "✖ patron's fines counter differs from the fines: D0003".to_owned(),
+            format!("✖ item in transit without an open transit: {}", items[2]),
+            format!("✖ item on the hold shelf without a hold: {}", items[3]),
+        ] {
+            assert!(text.contains(&expected), "{}: {expected} in\n{text}", s.db.engine());
+        }
+        let repaired = s.run(&["check", "--repair"]);
+        assert!(repaired.status.success(), "{}", stdout(&repaired));
+        assert_eq!(stdout(&repaired).matches("→ repaired 1:").count(), 6, "{}", stdout(&repaired));
+        let again = s.run(&["check"]);
+        assert!(again.status.success(), "{}", stdout(&again));
+        let store = shoko_store::Store::open(s.db.url(), &shoko_store::StoreOptions::default())
+            .await
+            .expect("store");
+        let status = |i: usize| {
+            let store = store.clone();
+            let barcode = items[i].clone();
+            async move { store.item_by_barcode(&barcode).await.expect("read").expect("item").status }
+        };
+        assert_eq!(status(0).await, "available");
+        assert_eq!(status(1).await, "on_loan");
+        assert_eq!(status(2).await, "available");
+        assert_eq!(status(3).await, "available");
+        let d2 = store.patron_by_barcode("D0002").await.expect("read").expect("patron");
+        assert_eq!(d2.open_loans, 0);
+    })
+    .await;
+}
