@@ -5,6 +5,7 @@
 //! Every write that changes the catalogue also writes a `catalogue_outbox` row
 //! in the same transaction, so the search index can never miss a change.
 
+mod backup;
 mod catalogue;
 mod circulation;
 mod jobs;
@@ -20,6 +21,7 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
+pub use backup::{BackupCounts, Snapshot};
 pub use catalogue::{
     BatchOutcome, Counts, ImportRecord, ItemWarning, RecordRow, RecordWrite, ReferenceData,
     StoredItem,
@@ -188,6 +190,30 @@ impl Store {
             engine,
             writers,
         })
+    }
+
+    /// Connects without migrating (for administration: creating and dropping
+    /// scratch databases on a PostgreSQL server).
+    pub async fn open_raw(url: &str) -> Result<Store, StoreError> {
+        let engine = Engine::from_url(url)?;
+        let db = Database::connect(url.to_owned())
+            .await
+            .map_err(|source| StoreError::Open {
+                engine: engine.name(),
+                url: redact_url(url),
+                source,
+            })?;
+        Ok(Store {
+            db,
+            engine,
+            writers: None,
+        })
+    }
+
+    /// Runs one administrative statement.
+    pub async fn execute_sql(&self, sql: &str) -> Result<(), StoreError> {
+        self.db.execute_unprepared(sql).await?;
+        Ok(())
     }
 
     /// The engine this store runs on.

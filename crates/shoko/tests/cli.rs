@@ -1451,3 +1451,76 @@ async fn check_finds_each_kind_of_inconsistency_and_repair_fixes_it() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_backup_taken_during_writes_verifies_and_restores_to_a_state_check_passes() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let (mut server, token, items) = desk_ready(&s).await;
+        let (workers, mut heard) = desks_at_work(&server.base, &token, &items);
+        for _ in 0..100 {
+            heard.recv().await.expect("the desks keep working");
+        }
+        // Taken while the desks keep lending and returning.
+        let file = s.dir.path().join("shoko.backup");
+        let o = s.run(&["backup", &file.display().to_string()]);
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            s.db.engine(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for _ in 0..50 {
+            heard
+                .recv()
+                .await
+                .expect("the desks kept working during the backup");
+        }
+        server.child.kill().expect("stop");
+        server.child.wait().expect("reaped");
+        for w in workers {
+            w.await.expect("desk");
+        }
+        let verified = s.run(&["backup", "--verify", &file.display().to_string()]);
+        assert!(
+            verified.status.success(),
+            "{}{}",
+            stdout(&verified),
+            String::from_utf8_lossy(&verified.stderr)
+        );
+        assert!(stdout(&verified).starts_with('✔'), "{}", stdout(&verified));
+        // Restore into a new place and check it.
+        let target = match s.db.engine() {
+            "sqlite" => TestDb::sqlite(),
+            _ => TestDb::postgres().await,
+        };
+        let restored = Shoko::new(target);
+        let o = restored.run(&["restore", &file.display().to_string()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let checked = restored.run(&["check"]);
+        assert!(
+            checked.status.success(),
+            "{}: {}",
+            s.db.engine(),
+            stdout(&checked)
+        );
+        let original: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(s.dir.path().join("shoko.backup.manifest.json")).expect("manifest"),
+        )
+        .expect("json");
+        assert!(
+            original["counts"]["tables"]["loans"]
+                .as_i64()
+                .is_some_and(|n| n > 0),
+            "{original}"
+        );
+        // A damaged backup does not verify.
+        if s.db.engine() == "sqlite" {
+            let bytes = std::fs::read(&file).expect("read");
+            std::fs::write(&file, &bytes[..bytes.len() / 2]).expect("truncate");
+            let bad = s.run(&["backup", "--verify", &file.display().to_string()]);
+            assert!(!bad.status.success());
+        }
+    })
+    .await;
+}
