@@ -3,6 +3,7 @@
 
 mod backup;
 mod config;
+mod daemon;
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -63,6 +64,18 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Start the server in the background (pid in DATA_DIR/shoko.pid, log in
+    /// DATA_DIR/shoko.log); returns once it serves.
+    Start {
+        /// Address to listen on (default from the configuration).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Stop the background server: SIGTERM, then wait for it to finish.
+    Stop,
+    /// Whether the background server runs, where, and whether it is ready
+    /// (exit 0 when running, 3 when not).
+    Status,
     /// Create (or reuse) a data dir with demo records on four campuses, and serve.
     Demo {
         /// Address to listen on.
@@ -375,6 +388,19 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             println!("{doc}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Start { listen } => {
+            daemon::start(&data_dir, db, listen.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stop => {
+            daemon::stop(&data_dir, config.server.shutdown_grace_seconds)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status => Ok(if daemon::status(&data_dir)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        }),
         Command::Backup { file, verify } => {
             if verify {
                 let url = config.database_url(db, &data_dir);
@@ -828,6 +854,7 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
     let _ = scheduler.await;
     store.close().await?;
     tracing::info!("stopped cleanly");
+    eprintln!("Shoko stopped cleanly");
     Ok(())
 }
 

@@ -1524,3 +1524,48 @@ async fn a_backup_taken_during_writes_verifies_and_restores_to_a_state_check_pas
     })
     .await;
 }
+
+#[tokio::test]
+async fn start_status_and_stop_run_the_server_in_the_background() {
+    let s = Shoko::new(TestDb::sqlite());
+    let status = s.run(&["status"]);
+    assert_eq!(status.status.code(), Some(3), "{}", stdout(&status));
+    let started = s.run(&["start", "--listen", "127.0.0.1:0"]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let said = stdout(&started);
+    let base = said
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("where it serves")
+        .trim_end_matches('/')
+        .to_owned();
+    assert!(s.dir.path().join("shoko.pid").exists());
+    let live = reqwest::get(format!("{base}/health/live"))
+        .await
+        .expect("live");
+    assert_eq!(live.status(), 200);
+    let again = s.run(&["start"]);
+    assert!(!again.status.success(), "a second start is refused");
+    let status = s.run(&["status"]);
+    assert_eq!(status.status.code(), Some(0));
+    assert!(
+        stdout(&status).contains("/health/ready: HTTP/1.1 200"),
+        "{}",
+        stdout(&status)
+    );
+    let stopped = s.run(&["stop"]);
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    assert!(!s.dir.path().join("shoko.pid").exists());
+    assert_eq!(s.run(&["status"]).status.code(), Some(3));
+    let log = std::fs::read_to_string(s.dir.path().join("shoko.log")).expect("log");
+    assert!(log.contains("Shoko stopped cleanly"), "{log}");
+    assert!(reqwest::get(format!("{base}/health/live")).await.is_err());
+}
