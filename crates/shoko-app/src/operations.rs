@@ -172,3 +172,57 @@ impl App {
         g
     }
 }
+
+/// What the start after an unclean stop found and repaired.
+#[derive(Debug, Clone, Default)]
+pub struct Recovery {
+    /// The problems found, in words.
+    pub problems: Vec<String>,
+    /// Rows repaired per kind.
+    pub repaired: Vec<(&'static str, u64)>,
+}
+
+impl App {
+    fn running_marker(&self) -> Option<std::path::PathBuf> {
+        self.operations
+            .data_dir
+            .as_ref()
+            .map(|d| d.join("shoko.running"))
+    }
+
+    /// Marks the server as running (a file in the data dir that a clean
+    /// stop removes). If the marker is there already, the last run did not
+    /// stop cleanly (a power cut, `kill -9`): circulation is checked and
+    /// what has a safe repair is repaired, audited, before serving.
+    pub async fn start_running(&self) -> Result<Option<Recovery>, crate::circulation::CircError> {
+        let Some(marker) = self.running_marker() else {
+            return Ok(None);
+        };
+        let unclean = marker.exists();
+        let _ = std::fs::write(&marker, std::process::id().to_string());
+        if !unclean {
+            return Ok(None);
+        }
+        let problems = self.store.circulation_problems().await?;
+        let mut recovery = Recovery {
+            problems,
+            repaired: Vec::new(),
+        };
+        if !recovery.problems.is_empty() {
+            let ctx = shoko_store::WriteCtx {
+                actor: "system".into(),
+                now: self.clock.now_ms(),
+                idempotency: None,
+            };
+            recovery.repaired = self.store.repair_circulation(&ctx).await?;
+        }
+        Ok(Some(recovery))
+    }
+
+    /// Removes the running marker: the server stopped cleanly.
+    pub fn stop_running(&self) {
+        if let Some(marker) = self.running_marker() {
+            let _ = std::fs::remove_file(marker);
+        }
+    }
+}

@@ -799,6 +799,18 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    if let Some(recovery) = app.start_running().await? {
+        tracing::warn!(
+            problems = recovery.problems.len(),
+            "the last run did not stop cleanly; circulation checked"
+        );
+        for p in &recovery.problems {
+            tracing::warn!(problem = %p, "found after the unclean stop");
+        }
+        for (kind, n) in recovery.repaired.iter().filter(|(_, n)| *n > 0) {
+            eprintln!("after the unclean stop, repaired {n}: {kind}");
+        }
+    }
     let caught_up = app.index_catch_up().await?;
     tracing::info!(rows = caught_up, "search index caught up");
     let (stop_indexer, stop) = tokio::sync::watch::channel(false);
@@ -817,6 +829,7 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
     tracing::info!(%addr, database = app.store.engine().name(), "Shoko is serving");
     eprintln!("Shoko is serving on http://{addr}/");
     let store = app.store.clone();
+    let marker_app = app.clone();
     tracing::info!(
         max_concurrent = limits.max_concurrent,
         queue = limits.queue,
@@ -853,6 +866,7 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
     let _ = indexer.await;
     let _ = scheduler.await;
     store.close().await?;
+    marker_app.stop_running();
     tracing::info!("stopped cleanly");
     eprintln!("Shoko stopped cleanly");
     Ok(())

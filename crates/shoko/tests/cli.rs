@@ -1564,8 +1564,51 @@ async fn start_status_and_stop_run_the_server_in_the_background() {
         String::from_utf8_lossy(&stopped.stderr)
     );
     assert!(!s.dir.path().join("shoko.pid").exists());
+    assert!(
+        !s.dir.path().join("shoko.running").exists(),
+        "a clean stop leaves no marker"
+    );
     assert_eq!(s.run(&["status"]).status.code(), Some(3));
     let log = std::fs::read_to_string(s.dir.path().join("shoko.log")).expect("log");
     assert!(log.contains("Shoko stopped cleanly"), "{log}");
     assert!(reqwest::get(format!("{base}/health/live")).await.is_err());
+}
+
+#[tokio::test]
+async fn after_an_unclean_stop_the_server_checks_and_repairs_circulation_before_serving() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let (mut server, _token, _items) = desk_ready(&s).await;
+        server.child.kill().expect("kill -9");
+        server.child.wait().expect("reaped");
+        assert!(s.dir.path().join("shoko.running").exists());
+        s.db.execute_sql("UPDATE patrons SET open_loans = 7 WHERE barcode = 'D0002'")
+            .await;
+        let mut cmd = s.command();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        let again = start(cmd);
+        let store = shoko_store::Store::open(s.db.url(), &shoko_store::StoreOptions::default())
+            .await
+            .expect("store");
+        let d2 = store
+            .patron_by_barcode("D0002")
+            .await
+            .expect("read")
+            .expect("patron");
+        assert_eq!(
+            d2.open_loans,
+            0,
+            "{}: repaired before serving",
+            s.db.engine()
+        );
+        assert!(
+            store
+                .circulation_problems()
+                .await
+                .expect("check")
+                .is_empty()
+        );
+        drop(again);
+    })
+    .await;
 }
