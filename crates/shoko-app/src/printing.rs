@@ -7,7 +7,7 @@
 //! replaces them and a crash never leaves half a file.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::DateTime;
 use minijinja::context;
@@ -525,9 +525,4 @@ impl App {
         outcome.count("overdue", overdue.len() as u64);
         Ok(outcome)
     }
-}
-
-/// The output files of a run, as paths.
-pub fn output_paths(outputs: &[String]) -> Vec<PathBuf> {
-    outputs.iter().map(PathBuf::from).collect()
 }

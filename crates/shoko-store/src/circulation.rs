@@ -447,6 +447,26 @@ pub struct AuditRow {
     pub after: Option<serde_json::Value>,
 }
 
+/// The earliest due date among a patron's open loans: one seek in the
+/// `loans_open_patron_due` index.
+async fn earliest_due_in<C: ConnectionTrait>(
+    c: &C,
+    patron_id: i64,
+) -> Result<Option<i64>, StoreError> {
+    let row = c
+        .query_one(
+            &Query::select()
+                .column("due_at")
+                .from("loans")
+                .and_where(Expr::col("open_patron_id").eq(patron_id))
+                .order_by("due_at", Order::Asc)
+                .limit(1)
+                .to_owned(),
+        )
+        .await?;
+    row.map(|r| col(&r, 0)).transpose()
+}
+
 /// A problem found by [`Store::circulation_problems`].
 pub type Problem = String;
 
@@ -666,19 +686,7 @@ impl WriteTx {
 
     /// The earliest due date among a patron's open loans (one index seek).
     pub async fn earliest_due(&self, patron_id: i64) -> Result<Option<i64>, StoreError> {
-        let row = self
-            .txn
-            .query_one(
-                &Query::select()
-                    .column("due_at")
-                    .from("loans")
-                    .and_where(Expr::col("open_patron_id").eq(patron_id))
-                    .order_by("due_at", Order::Asc)
-                    .limit(1)
-                    .to_owned(),
-            )
-            .await?;
-        row.map(|r| col(&r, 0)).transpose()
+        earliest_due_in(&*self.txn, patron_id).await
     }
 
     // ---- loans ----
@@ -1306,19 +1314,7 @@ impl Store {
 
     /// The earliest due date among a patron's open loans (one index seek).
     pub async fn earliest_due(&self, patron_id: i64) -> Result<Option<i64>, StoreError> {
-        let row = self
-            .db
-            .query_one(
-                &Query::select()
-                    .column("due_at")
-                    .from("loans")
-                    .and_where(Expr::col("open_patron_id").eq(patron_id))
-                    .order_by("due_at", Order::Asc)
-                    .limit(1)
-                    .to_owned(),
-            )
-            .await?;
-        row.map(|r| col(&r, 0)).transpose()
+        earliest_due_in(&self.db, patron_id).await
     }
 
     /// A patron's password hash (for login).
@@ -1443,24 +1439,6 @@ impl Store {
             .await?))
     }
 
-    /// A patron's position in the queue of a waiting hold (1 = next).
-    pub async fn queue_position(&self, hold: &HoldRow) -> Result<i64, StoreError> {
-        let row = self
-            .db
-            .query_one(
-                &Query::select()
-                    .expr(Expr::col(Asterisk).count())
-                    .from("holds")
-                    .and_where(Expr::col("record_id").eq(hold.record_id))
-                    .and_where(Expr::col("status").eq("waiting"))
-                    .and_where(Expr::col("id").lte(hold.id))
-                    .to_owned(),
-            )
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("COUNT(*) gave no row".into()))?;
-        col(&row, 0)
-    }
-
     /// Transits not yet arrived, to or from a campus (any when `None`).
     pub async fn open_transits(&self, campus: Option<&str>) -> Result<Vec<TransitRow>, StoreError> {
         let mut select = Query::select();
@@ -1477,20 +1455,6 @@ impl Store {
         }
         self.rows(
             &select.order_by("id", Order::Asc).to_owned(),
-            row_to_transit,
-        )
-        .await
-    }
-
-    /// Transits of one item, newest first.
-    pub async fn transits_of_item(&self, item_id: i64) -> Result<Vec<TransitRow>, StoreError> {
-        self.rows(
-            &Query::select()
-                .columns(TRANSIT_COLUMNS)
-                .from("transits")
-                .and_where(Expr::col("item_id").eq(item_id))
-                .order_by("id", Order::Desc)
-                .to_owned(),
             row_to_transit,
         )
         .await
