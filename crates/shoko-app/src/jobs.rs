@@ -36,7 +36,14 @@ fn process_alive(owner: &str) -> bool {
 }
 
 /// The jobs Shoko has, by name.
-pub const JOBS: [&str; 4] = ["notices", "pick_lists", "hold_shelf", "reports"];
+pub const JOBS: [&str; 6] = [
+    "notices",
+    "pick_lists",
+    "hold_shelf",
+    "reports",
+    "capacity",
+    "backup",
+];
 
 /// Why a job could not run or failed.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +131,8 @@ impl App {
             "pick_lists" => &j.pick_lists,
             "hold_shelf" => &j.hold_shelf,
             "reports" => &j.reports,
+            "capacity" => &j.capacity,
+            "backup" => &j.backup,
             other => return Err(JobError::Unknown(other.into())),
         })
     }
@@ -289,6 +298,8 @@ impl App {
             "pick_lists" => self.pick_lists_job(slot).await,
             "hold_shelf" => self.hold_shelf_job().await,
             "reports" => self.reports_job(slot).await,
+            "capacity" => self.capacity_job().await,
+            "backup" => self.backup_job(slot).await,
             other => Err(JobError::Unknown(other.into())),
         };
         let (status, counts, outputs, error) = match outcome {

@@ -4,9 +4,12 @@
 //! command line call in here and know nothing of SQL.
 
 pub mod auth;
+pub mod backup;
+pub mod capacity;
 pub mod catalogue;
 pub mod circulation;
 pub mod clock;
+pub mod doctor;
 pub mod export;
 pub mod import;
 pub mod jobs;
@@ -16,6 +19,7 @@ pub mod patrons;
 pub mod printing;
 pub mod search;
 pub mod settings;
+pub mod upgrade;
 
 use std::sync::Arc;
 
@@ -46,6 +50,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// The search index.
     pub search: Arc<search::SearchHandle>,
+    /// The database URL (with its password: for `pg_dump`, never shown).
+    database_url: Arc<str>,
 }
 
 /// Where the search index lives and how much memory its writer may use.
@@ -107,6 +113,7 @@ impl App {
             operations: Arc::new(operations),
             clock,
             search: Arc::new(search),
+            database_url: database_url.into(),
         })
     }
 }

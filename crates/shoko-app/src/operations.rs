@@ -48,7 +48,8 @@ pub struct Gauges {
     pub job_runs: Vec<(String, String, i64)>,
 }
 
-fn dir_bytes(path: &Path) -> u64 {
+/// Bytes of the files under a directory (or of one file).
+pub(crate) fn dir_bytes(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return std::fs::metadata(path).map_or(0, |m| m.len());
     };
@@ -173,6 +174,45 @@ impl App {
     }
 }
 
+impl App {
+    /// Every consistency problem `shoko check` knows: circulation (item
+    /// status, loans, counters, transits, holds), references to rows that
+    /// do not exist, and the search index against the outbox and the
+    /// database (when the index on disk is open).
+    pub async fn consistency_problems(&self) -> Result<Vec<String>, shoko_store::StoreError> {
+        let mut problems = self.store.circulation_problems().await?;
+        problems.extend(self.store.orphan_problems().await?);
+        if !self.search.on_disk() {
+            return Ok(problems);
+        }
+        match self.index_status().await {
+            Ok(s) => {
+                if s.applied > s.latest {
+                    problems.push(format!(
+                        "outbox: the index has applied change {} but the newest change is {}: it belongs to another database; run `shoko reindex`",
+                        s.applied, s.latest
+                    ));
+                }
+                if let Some(e) = &s.last_error {
+                    problems.push(format!(
+                        "outbox: indexing is stuck at change {}: {e}",
+                        s.applied + 1
+                    ));
+                }
+                let records = self.store.counts().await?.records;
+                if s.lag_rows == 0 && u64::try_from(records).unwrap_or(0) != s.documents {
+                    problems.push(format!(
+                        "index: {} documents but {records} records in the database; run `shoko reindex`",
+                        s.documents
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!("index: cannot be read: {e}")),
+        }
+        Ok(problems)
+    }
+}
+
 /// What the start after an unclean stop found and repaired.
 #[derive(Debug, Clone, Default)]
 pub struct Recovery {
@@ -224,5 +264,54 @@ impl App {
         if let Some(marker) = self.running_marker() {
             let _ = std::fs::remove_file(marker);
         }
+    }
+}
+
+/// What the operations page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    /// The readiness checks.
+    pub readiness: Readiness,
+    /// Storage now and its forecast.
+    pub capacity: crate::capacity::CapacityReport,
+    /// Series over the forecast window, for charts: `disk_free`,
+    /// `database`, `index`.
+    pub series: Vec<(&'static str, Vec<shoko_store::Point>)>,
+    /// `shoko doctor`'s findings.
+    pub findings: Vec<crate::doctor::Finding>,
+    /// The jobs with their last runs.
+    pub jobs: Vec<crate::jobs::JobInfo>,
+    /// The largest tables.
+    pub tables: Vec<(String, u64)>,
+}
+
+impl App {
+    /// Everything the operations page shows (staff only).
+    pub async fn operations_overview(
+        &self,
+        caller: &crate::circulation::Caller,
+    ) -> Result<Overview, crate::circulation::CircError> {
+        caller.actor.require(shoko_domain::Permission::StaffRead)?;
+        let capacity = self.capacity().await?;
+        let since = self.clock.now_ms() - i64::from(capacity.window_days) * 86_400_000;
+        let mut series = Vec::new();
+        for name in ["disk_free", "database", "index"] {
+            series.push((name, self.store.samples(name, since).await?));
+        }
+        let mut tables = self.store.table_sizes().await?;
+        tables.truncate(10);
+        Ok(Overview {
+            readiness: self.readiness().await,
+            capacity,
+            series,
+            findings: self.doctor().await,
+            jobs: self.job_list().await.map_err(|e| {
+                crate::circulation::CircError::Unexpected(match e {
+                    crate::jobs::JobError::Store(s) => s,
+                    other => shoko_store::StoreError::Corrupt(other.to_string()),
+                })
+            })?,
+            tables,
+        })
     }
 }

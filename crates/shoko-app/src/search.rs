@@ -77,8 +77,19 @@ impl SearchHandle {
         })
     }
 
-    /// Opens an existing index for searching only, beside a running server.
+    /// Whether the index lives in a directory (not in memory).
+    pub fn on_disk(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    /// Opens an existing index for searching only.
     pub fn open_read_only(dir: &Path) -> Result<SearchHandle, IndexError> {
+        if !dir.exists() {
+            return Err(IndexError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no search index at {}", dir.display()),
+            )));
+        }
         let index = SearchIndex::open_read_only(dir)?;
         let applied = tokio::sync::watch::Sender::new(index.applied_outbox_id()?);
         Ok(SearchHandle {

@@ -277,6 +277,12 @@ pub struct JobsSettings {
     pub hold_shelf: JobSchedule,
     /// Yesterday's circulation counts and the overdue list.
     pub reports: JobSchedule,
+    /// Storage samples for the capacity forecast (database, tables, index,
+    /// free disk), with the forecast and spike alerts.
+    pub capacity: JobSchedule,
+    /// An online backup into `operations.backup_dir`, verified, keeping the
+    /// newest `operations.backup_keep`.
+    pub backup: JobSchedule,
     /// Tries of one scheduled run before it is given up (and alerted).
     pub max_attempts: u32,
     /// Wait before the first retry; each further retry waits twice as long.
@@ -302,6 +308,8 @@ impl Default for JobsSettings {
             pick_lists: schedule("30 7 * * 1-6"),
             hold_shelf: schedule("5 0 * * *"),
             reports: schedule("15 0 * * *"),
+            capacity: schedule("0 * * * *"),
+            backup: schedule("30 2 * * *"),
             max_attempts: 4,
             retry_after_minutes: 5,
             courtesy_days: 3,
@@ -372,6 +380,25 @@ pub struct OperationsSettings {
     pub min_free_disk_mb: u64,
     /// An index further behind than this is not ready.
     pub max_index_lag_seconds: u64,
+    /// Days of storage samples the growth rate is measured over (7–90).
+    pub forecast_window_days: u32,
+    /// Alert when the forecast says fewer days than this until full.
+    pub alert_days_left: u32,
+    /// Alert when a day's growth of the database or index is more than this
+    /// many times a normal day's (the median of the window).
+    pub spike_factor: u32,
+    /// …and more than this many MiB (a quiet database is not an alert).
+    pub spike_min_mb: u64,
+    /// PostgreSQL: the space the database may use (a quota, or its
+    /// tablespace's disk), to forecast against; none on SQLite, whose
+    /// limit is the data dir's free space.
+    pub database_quota_mb: Option<u64>,
+    /// Days of storage samples kept.
+    pub samples_keep_days: u32,
+    /// Where the daily backup job writes; `None` for `DATA_DIR/backups`.
+    pub backup_dir: Option<std::path::PathBuf>,
+    /// Backups the daily job keeps (the newest; older ones are removed).
+    pub backup_keep: u32,
 }
 
 impl Default for OperationsSettings {
@@ -380,6 +407,14 @@ impl Default for OperationsSettings {
             data_dir: None,
             min_free_disk_mb: 1024,
             max_index_lag_seconds: 60,
+            forecast_window_days: 28,
+            alert_days_left: 30,
+            spike_factor: 5,
+            spike_min_mb: 256,
+            database_quota_mb: None,
+            samples_keep_days: 400,
+            backup_dir: None,
+            backup_keep: 7,
         }
     }
 }

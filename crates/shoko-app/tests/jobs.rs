@@ -118,8 +118,15 @@ impl Library {
     async fn open(db: &TestDb, smtp_port: u16, start: i64, font: Option<&str>) -> Library {
         let out = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::new(start));
+        // The capacity and backup jobs have a test of their own.
+        let off = shoko_app::settings::JobSchedule {
+            enabled: false,
+            cron: "0 * * * *".into(),
+        };
         let mut jobs = JobsSettings {
             output_dir: Some(out.path().to_owned()),
+            capacity: off.clone(),
+            backup: off,
             ..Default::default()
         };
         if let Some(f) = font {
@@ -666,6 +673,111 @@ async fn the_daily_report_counts_each_campus_and_lists_what_is_overdue() {
         let rows: Vec<&str> = text.lines().skip(1).collect();
         assert_eq!(rows.len(), 2, "{text}");
         assert!(rows.iter().all(|r| r.contains(",P1,集計 一")), "{text}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_capacity_job_samples_storage_and_the_backup_job_keeps_the_newest_backups() {
+    each_engine(|db| async move {
+        let data = tempfile::tempdir().expect("data dir");
+        let clock = Arc::new(ManualClock::new(tokyo(2026, 11, 20, 2, 30)));
+        let app = App::open(
+            db.url(),
+            &StoreOptions::default(),
+            &IndexOptions::default(),
+            Settings {
+                operations: shoko_app::OperationsSettings {
+                    data_dir: Some(data.path().to_owned()),
+                    backup_keep: 2,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            clock.clone(),
+        )
+        .await
+        .expect("app");
+        let file = fixtures().join("marc/loc/loc_books2016_jpn300.mrc");
+        app.import_files(&[file], InputFormat::Auto, Arc::new(Silent))
+            .await
+            .expect("import");
+
+        // Three rounds of samples, an hour apart.
+        for _ in 0..3 {
+            let run = app.run_job_now("capacity").await.expect("run");
+            assert_eq!(run.status, "succeeded", "{run:?}");
+            clock.advance(std::time::Duration::from_secs(3600));
+        }
+        let report = app.capacity().await.expect("report");
+        assert!(
+            report.latest("database").is_some_and(|b| b > 0),
+            "{report:?}"
+        );
+        assert!(
+            report.latest("table:records").is_some_and(|b| b > 0),
+            "{report:?}"
+        );
+        assert!(
+            report.latest("disk_free").is_some_and(|b| b > 0),
+            "{report:?}"
+        );
+        assert_eq!(
+            app.store
+                .samples("database", 0)
+                .await
+                .expect("series")
+                .len(),
+            3
+        );
+        let doctor = app.doctor().await;
+        assert!(
+            doctor
+                .iter()
+                .any(|f| f.area == "capacity" && f.en.contains("database")),
+            "{doctor:?}"
+        );
+
+        // A backup on three nights; the oldest is removed, the rest verify.
+        for day in [20, 21, 22] {
+            clock.set(tokyo(2026, 11, day, 2, 30));
+            let run = app
+                .run_job("backup", clock.now_ms(), 1, "schedule")
+                .await
+                .expect("run");
+            assert_eq!(run.status, "succeeded", "{run:?}");
+            assert_eq!(run.counts["records"], 300, "{run:?}");
+        }
+        let dir = data.path().join("backups");
+        let mut kept: Vec<String> = std::fs::read_dir(&dir)
+            .expect("backups")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".manifest.json"))
+            .collect();
+        kept.sort();
+        let ext = if db.engine() == "sqlite" {
+            "db"
+        } else {
+            "dump"
+        };
+        assert_eq!(
+            kept,
+            [
+                format!("shoko-20261121-0230.{ext}"),
+                format!("shoko-20261122-0230.{ext}")
+            ],
+            "{}",
+            db.engine()
+        );
+        for name in &kept {
+            let counts = app.verify_backup(&dir.join(name)).await.expect("verify");
+            assert_eq!(counts.tables["records"], 300);
+        }
+        assert!(
+            !dir.join(format!("shoko-20261120-0230.{ext}.manifest.json"))
+                .exists()
+        );
     })
     .await;
 }

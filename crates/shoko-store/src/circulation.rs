@@ -1799,3 +1799,47 @@ const INVARIANTS: [Invariant; 6] = [
         ],
     },
 ];
+
+/// References that the foreign keys guard: (table, column, the table whose
+/// `id` it names). A row breaking one can only come from outside Shoko (an
+/// edit with foreign keys off, a damaged restore).
+const REFERENCES: [(&str, &str, &str); 11] = [
+    ("items", "record_id", "records"),
+    ("loans", "item_id", "items"),
+    ("loans", "patron_id", "patrons"),
+    ("holds", "record_id", "records"),
+    ("holds", "item_id", "items"),
+    ("holds", "patron_id", "patrons"),
+    ("transits", "item_id", "items"),
+    ("fines", "patron_id", "patrons"),
+    ("fine_payments", "fine_id", "fines"),
+    ("notices", "patron_id", "patrons"),
+    ("loans", "open_item_id", "items"),
+];
+
+impl Store {
+    /// Rows that name a row that does not exist (orphans), in words; at most
+    /// 100 of each kind. They have no safe repair: `shoko check` reports them.
+    pub async fn orphan_problems(&self) -> Result<Vec<Problem>, StoreError> {
+        let mut problems = Vec::new();
+        for (table, column, parent) in REFERENCES {
+            let sql = format!(
+                "SELECT c.id, c.{column} FROM {table} c WHERE c.{column} IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.id = c.{column}) \
+                 ORDER BY c.id LIMIT 100"
+            );
+            let rows = self
+                .db
+                .query_all_raw(Statement::from_string(self.backend(), sql))
+                .await?;
+            for r in rows {
+                let id: i64 = col(&r, 0)?;
+                let missing: i64 = col(&r, 1)?;
+                problems.push(format!(
+                    "orphan: {table} {id} names {parent} {missing} ({column}), which does not exist"
+                ));
+            }
+        }
+        Ok(problems)
+    }
+}

@@ -693,3 +693,24 @@ impl Store {
         Ok((pairs(out)?, pairs(back)?))
     }
 }
+
+impl Store {
+    /// How many notices have a status (`uncertain`, `pending`, …).
+    pub async fn notices_with_status(&self, status: &str) -> Result<u64, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                &Query::select()
+                    .expr(Expr::col("id").count())
+                    .from("notices")
+                    .and_where(Expr::col("status").eq(status))
+                    .to_owned(),
+            )
+            .await?;
+        let n: i64 = match row {
+            Some(r) => col(&r, 0)?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}

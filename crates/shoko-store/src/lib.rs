@@ -6,6 +6,7 @@
 //! in the same transaction, so the search index can never miss a change.
 
 mod backup;
+mod capacity;
 mod catalogue;
 mod circulation;
 mod jobs;
@@ -31,6 +32,7 @@ pub use circulation::{
     TransitRow,
 };
 pub use jobs::{JobRunRow, NewNotice, NoticeRow, PickCandidate, TransitSlip};
+pub use shoko_domain::capacity::Point;
 pub use write::{IdempotencyKey, WriteCtx, WriteTx};
 
 /// Which engine a store runs on.
@@ -63,6 +65,11 @@ impl Engine {
             Engine::Postgres => "PostgreSQL",
         }
     }
+}
+
+/// The URL of a SQLite database file (created when missing).
+pub fn sqlite_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
 }
 
 /// Replaces the password in a database URL with `***`, for logs and messages.
@@ -101,15 +108,101 @@ pub enum StoreError {
     /// A migration failed; the database is left at the last one that succeeded.
     #[error("schema migration failed: {0}")]
     Migration(DbErr),
+    /// The disk or tablespace is full: the write was refused and rolled
+    /// back, nothing committed is lost, and writes succeed again as soon as
+    /// space is freed.
+    #[error(
+        "storage is full: the write was refused and nothing stored was lost; free space on the database's disk or tablespace and writes resume ({0})"
+    )]
+    StorageFull(String),
+    /// The database was made by an older Shoko and needs its migrations.
+    #[error(
+        "the database's schema is older than this Shoko {version}: {n} migration(s) pending ({names}). Run `shoko upgrade --dry-run` to try them on a copy, then `shoko upgrade` (it takes a backup first)",
+        version = env!("CARGO_PKG_VERSION"), n = .pending.len(), names = .pending.join(", ")
+    )]
+    SchemaOlder {
+        /// The migrations not yet applied.
+        pending: Vec<String>,
+    },
+    /// The database was upgraded by a newer Shoko.
+    #[error(
+        "the database's schema is newer than this Shoko {version}: it has migrations this version does not know ({names}). Run the newer Shoko, or restore the backup taken before the upgrade",
+        version = env!("CARGO_PKG_VERSION"), names = .unknown.join(", ")
+    )]
+    SchemaNewer {
+        /// The applied migrations this version does not know.
+        unknown: Vec<String>,
+    },
     /// Any other database error.
     #[error("database error: {0}")]
-    Db(#[from] DbErr),
+    Db(DbErr),
     /// An idempotency key sent again with a different request.
     #[error("idempotency key {0:?} was already used for a different request")]
     KeyReused(String),
     /// A stored value that Shoko did not write (corruption, or a manual edit).
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+}
+
+impl From<DbErr> for StoreError {
+    /// Tells a full disk (SQLite `SQLITE_FULL`, PostgreSQL SQLSTATE 53100
+    /// `disk_full`) from other errors, so the caller can say so and the
+    /// client can retry later instead of seeing an unexplained 500.
+    fn from(e: DbErr) -> StoreError {
+        if is_storage_full(&e) {
+            return StoreError::StorageFull(e.to_string());
+        }
+        StoreError::Db(e)
+    }
+}
+
+fn is_storage_full(e: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    let runtime = match e {
+        DbErr::Exec(r) | DbErr::Query(r) | DbErr::Conn(r) => r,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx_err) = runtime else {
+        return false;
+    };
+    match &**sqlx_err {
+        sqlx::Error::Database(d) => {
+            // SQLite's primary result code 13 (extended codes keep it in
+            // the low byte); PostgreSQL's class 53 disk_full.
+            let code = d.code().unwrap_or_default();
+            code == "53100"
+                || code.parse::<i64>().is_ok_and(|c| c & 0xff == 13)
+                || d.message().contains("database or disk is full")
+        }
+        sqlx::Error::Io(io) => io.raw_os_error() == Some(28),
+        _ => false,
+    }
+}
+
+/// Where a database's schema stands against this Shoko's migrations.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SchemaState {
+    /// Migrations applied, oldest first.
+    pub applied: Vec<String>,
+    /// Migrations this Shoko has that are not applied yet.
+    pub pending: Vec<String>,
+    /// Applied migrations this Shoko does not know (a newer Shoko made them).
+    pub unknown: Vec<String>,
+}
+
+impl SchemaState {
+    /// A database no Shoko has touched.
+    pub fn is_new(&self) -> bool {
+        self.applied.is_empty()
+    }
+}
+
+/// The names of every migration this Shoko has, oldest first.
+pub fn known_migrations() -> Vec<String> {
+    migrations::Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect()
 }
 
 /// Connection settings with their safe ranges.
@@ -145,6 +238,12 @@ impl Store {
     /// Connects, applies the settings that make a commit durable, and runs
     /// every pending migration.
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let store = Store::connect(url, options).await?;
+        store.checked().await
+    }
+
+    /// Connects with the durable settings, touching no schema.
+    async fn connect(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         let engine = Engine::from_url(url)?;
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.max_connections(options.max_connections)
@@ -181,15 +280,98 @@ impl Store {
                 url: redact_url(url),
                 source,
             })?;
-        migrations::Migrator::up(&db, None)
-            .await
-            .map_err(StoreError::Migration)?;
         let writers = (engine == Engine::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         Ok(Store {
             db,
             engine,
             writers,
         })
+    }
+
+    /// Migrates a new database; refuses one whose schema is older or newer
+    /// than this Shoko (an older one is upgraded by `shoko upgrade`, which
+    /// takes a backup first, never behind the operator's back).
+    async fn checked(self) -> Result<Store, StoreError> {
+        let store = self;
+        let schema = store.schema().await?;
+        if !schema.unknown.is_empty() {
+            return Err(StoreError::SchemaNewer {
+                unknown: schema.unknown,
+            });
+        }
+        if schema.is_new() {
+            store.upgrade().await?;
+        } else if !schema.pending.is_empty() {
+            return Err(StoreError::SchemaOlder {
+                pending: schema.pending,
+            });
+        }
+        Ok(store)
+    }
+
+    /// Connects like [`Store::open`] but leaves the schema as it is, for
+    /// `shoko upgrade` (which looks at it, tries it on a copy, applies it).
+    /// Refuses a schema newer than this Shoko.
+    pub async fn open_for_upgrade(
+        url: &str,
+        options: &StoreOptions,
+    ) -> Result<(Store, SchemaState), StoreError> {
+        let store = Store::connect(url, options).await?;
+        let schema = store.schema().await?;
+        if !schema.unknown.is_empty() {
+            return Err(StoreError::SchemaNewer {
+                unknown: schema.unknown,
+            });
+        }
+        Ok((store, schema))
+    }
+
+    /// Where the schema stands against this Shoko's migrations.
+    pub async fn schema(&self) -> Result<SchemaState, StoreError> {
+        let sql = match self.engine {
+            Engine::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'seaql_migrations'"
+            }
+            Engine::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = 'seaql_migrations'"
+            }
+        };
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(self.backend(), sql))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("schema query gave no row".into()))?;
+        let tables: i64 = row.try_get_by_index(0)?;
+        let applied = if tables == 0 {
+            Vec::new()
+        } else {
+            self.applied_migrations().await?
+        };
+        let known = known_migrations();
+        Ok(SchemaState {
+            pending: known
+                .iter()
+                .filter(|k| !applied.contains(k))
+                .cloned()
+                .collect(),
+            unknown: applied
+                .iter()
+                .filter(|a| !known.contains(a))
+                .cloned()
+                .collect(),
+            applied,
+        })
+    }
+
+    /// Applies every pending migration, each in its own transaction where
+    /// the engine allows it; returns their names.
+    pub async fn upgrade(&self) -> Result<Vec<String>, StoreError> {
+        let pending = self.schema().await?.pending;
+        migrations::Migrator::up(&self.db, None)
+            .await
+            .map_err(StoreError::Migration)?;
+        Ok(pending)
     }
 
     /// Connects without migrating (for administration: creating and dropping

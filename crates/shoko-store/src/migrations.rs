@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Catalogue),
             Box::new(M0002Circulation),
             Box::new(M0003Jobs),
+            Box::new(M0004StorageSamples),
         ]
     }
 }
@@ -568,6 +569,47 @@ impl MigrationTrait for M0003Jobs {
         for t in ["notices", "job_runs"] {
             m.drop_table(Table::drop().table(t).to_owned()).await?;
         }
+        Ok(())
+    }
+}
+
+/// Storage samples for the capacity forecast.
+struct M0004StorageSamples;
+
+impl MigrationName for M0004StorageSamples {
+    fn name(&self) -> &str {
+        "m0004_storage_samples"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004StorageSamples {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("storage_samples")
+                .col(id_col())
+                .col(big("taken_at"))
+                // disk_free, database, index, table:NAME, tablespace:NAME,
+                // quota_free
+                .col(text("series"))
+                .col(big("bytes"))
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "storage_samples",
+            "storage_samples_series_time",
+            &["series", "taken_at"],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("storage_samples").to_owned())
+            .await?;
         Ok(())
     }
 }

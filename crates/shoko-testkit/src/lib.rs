@@ -55,8 +55,29 @@ impl TestDb {
         }
     }
 
+    /// A fresh SQLite database in `dir` (a small filesystem, for the
+    /// full-disk test); the directory is the caller's.
+    pub fn sqlite_in(dir: &std::path::Path) -> TestDb {
+        TestDb {
+            url: format!("sqlite://{}?mode=rwc", dir.join("shoko.db").display()),
+            engine: "sqlite",
+            _dir: None,
+        }
+    }
+
     /// A fresh PostgreSQL database on the test server.
     pub async fn postgres() -> TestDb {
+        TestDb::postgres_in(None).await
+    }
+
+    /// A fresh PostgreSQL database whose default tablespace is at
+    /// `location` (a directory the server's user owns, on a small
+    /// filesystem for the full-disk test), created here.
+    pub async fn postgres_in_tablespace(location: &std::path::Path) -> TestDb {
+        TestDb::postgres_in(Some(location)).await
+    }
+
+    async fn postgres_in(tablespace: Option<&std::path::Path>) -> TestDb {
         static N: AtomicU64 = AtomicU64::new(0);
         let base = std::env::var("SHOKO_TEST_POSTGRES_URL").unwrap_or_else(|_| {
             panic!(
@@ -77,8 +98,20 @@ impl TestDb {
             .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
             .await
             .expect("drop old test database");
+        let mut create = format!("CREATE DATABASE {name}");
+        if let Some(location) = tablespace {
+            let space = format!("{name}_space");
+            admin
+                .execute_unprepared(&format!(
+                    "CREATE TABLESPACE {space} LOCATION '{}'",
+                    location.display()
+                ))
+                .await
+                .expect("create test tablespace");
+            create = format!("{create} TABLESPACE {space}");
+        }
         admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .execute_unprepared(&create)
             .await
             .expect("create test database");
         admin.close().await.expect("close admin connection");
@@ -103,6 +136,23 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| panic!("{}: {sql}: {e}", self.engine));
         db.close().await.expect("close");
+    }
+
+    /// Drops a PostgreSQL test database and the tablespace made for it by
+    /// [`TestDb::postgres_in_tablespace`] (before its filesystem goes away).
+    pub async fn drop_postgres(&self) {
+        let base = std::env::var("SHOKO_TEST_POSTGRES_URL").expect("PostgreSQL test server");
+        let name = self.url.rsplit('/').next().expect("database name");
+        let admin = Database::connect(base).await.expect("connect");
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .expect("drop test database");
+        admin
+            .execute_unprepared(&format!("DROP TABLESPACE IF EXISTS {name}_space"))
+            .await
+            .expect("drop test tablespace");
+        admin.close().await.expect("close");
     }
 
     /// Opens the store (running migrations) with the demo reference data.

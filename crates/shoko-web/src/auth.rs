@@ -38,7 +38,7 @@ pub struct Identity {
 /// Login throttles: per client address and per account name.
 pub struct LoginLimits {
     by_address: DefaultKeyedRateLimiter<IpAddr>,
-    by_name: DefaultKeyedRateLimiter<String>,
+    pub(crate) by_name: DefaultKeyedRateLimiter<String>,
     /// Whether the session cookie is marked `Secure` (off only for plain-HTTP
     /// development).
     pub secure_cookies: bool,

@@ -77,6 +77,23 @@ impl ApiError {
         .ja("予期しないエラーが発生しました。記録されています")
     }
 
+    /// A storage error: 503 `storage_full` (with `Retry-After: 30`) when the disk or tablespace is full, so a desk
+    /// knows to retry and nothing is lost; else a 500.
+    pub fn store(err: &shoko_app::StoreError) -> ApiError {
+        match err {
+            shoko_app::StoreError::StorageFull(detail) => {
+                tracing::error!(%detail, "a write was refused: storage is full");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_full",
+                    "storage is full: this change was not saved (nothing saved before is lost); try again once the systems team has freed space",
+                )
+                .ja("保存領域が一杯のため、この変更は保存されませんでした（保存済みのデータは失われていません）。システム担当が空きを作った後にもう一度操作してください")
+            }
+            other => ApiError::unexpected(other),
+        }
+    }
+
     /// The status code.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -93,6 +110,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, self.body(false)).into_response();
+        if self.code == "storage_full" {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+        }
         response.extensions_mut().insert(self);
         response
     }
@@ -309,7 +331,7 @@ impl From<CircError> for ApiError {
                 "idempotency_key_reused",
                 format!("Idempotency-Key {k:?} は別のリクエストで使われています"),
             ),
-            Unexpected(err) => return ApiError::unexpected(err),
+            Unexpected(err) => return ApiError::store(err),
         };
         ApiError::new(status, code, en).ja(ja)
     }
@@ -337,7 +359,7 @@ impl From<RecordChangeError> for ApiError {
                     .ja(format!("MARCレコードが正しくありません: {en}"))
             }
             RecordChangeError::Denied(d) => d.into(),
-            RecordChangeError::Unexpected(e) => ApiError::unexpected(e),
+            RecordChangeError::Unexpected(e) => ApiError::store(&e),
         }
     }
 }
@@ -358,7 +380,7 @@ impl From<AddItemError> for ApiError {
                     .ja(format!("設定にないコードです: {en}"))
             }
             AddItemError::Denied(d) => d.into(),
-            AddItemError::Unexpected(e) => ApiError::unexpected(e),
+            AddItemError::Unexpected(e) => ApiError::store(&e),
         }
     }
 }

@@ -9,6 +9,7 @@ mod circulation;
 mod error;
 mod marc_json;
 pub mod ops;
+mod pages;
 mod patrons;
 mod records;
 mod search;
@@ -132,6 +133,11 @@ pub fn router(app: App, admission: Arc<Admission>, logins: Arc<LoginLimits>) -> 
     };
     routes
         .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
+        .route(
+            "/staff/login",
+            axum::routing::get(pages::login_form).post(pages::login_submit),
+        )
+        .route("/staff/operations", axum::routing::get(pages::operations))
         .layer(axum::middleware::from_fn_with_state(
             web.clone(),
             auth::identify,

@@ -1211,3 +1211,193 @@ async fn a_disk_below_its_threshold_makes_shoko_not_ready_and_says_so() {
     );
     assert_eq!(ready["checks"]["database"]["ok"], true);
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped. The
+/// full-disk test needs a filesystem it can fill without filling the
+/// machine's (and root, which the test suite runs as, to mount it).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> SmallDisk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={megabytes}m,mode=0777"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "the full-disk test mounts a tmpfs and must run as root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes a ballast file until the filesystem is full.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.path().join("ballast")).expect("ballast");
+        for chunk in [1 << 20, 4096, 512] {
+            let block = vec![0xA5u8; chunk];
+            while f.write_all(&block).is_ok() {}
+        }
+        let _ = f.sync_all();
+        assert!(
+            fs4::available_space(self.path()).expect("statvfs") < 4096,
+            "the small disk is full"
+        );
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path().join("ballast")).expect("remove ballast");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_with_storage_full_keeps_reads_and_resumes_when_freed() {
+    for engine in ["sqlite", "postgres"] {
+        if engine == "postgres" && !shoko_testkit::postgres_wanted() {
+            continue;
+        }
+        let disk = SmallDisk::mount(48);
+        let db = if engine == "sqlite" {
+            TestDb::sqlite_in(disk.path())
+        } else {
+            // The database's tablespace on the small disk, as in the story
+            // behind Shoko: a tablespace filled up, not the server's disk.
+            let space = disk.path().join("pg");
+            std::fs::create_dir(&space).expect("tablespace dir");
+            let chown = std::process::Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&space)
+                .status()
+                .expect("chown");
+            assert!(chown.success());
+            TestDb::postgres_in_tablespace(&space).await
+        };
+        let lib = Library::open(&db, CirculationSettings::default()).await;
+        lib.patron("F0001", "満杯 太郎", json!({})).await;
+        let (status, out) = lib.checkout("F0001", "3000", "MAIN").await;
+        assert_eq!(status, StatusCode::CREATED, "{engine}: {out}");
+        let record = lib.titles[0].0;
+
+        disk.fill();
+        let mut acknowledged = Vec::new();
+        let mut refused = Vec::new();
+        for n in 0..2000 {
+            let barcode = format!("FULL{n:04}");
+            let (status, body) = lib
+                .send(Library::request(
+                    Method::POST,
+                    "/api/v1/patrons",
+                    Some(&lib.desk),
+                    Some(json!({
+                        "barcode": barcode,
+                        "name": "容量 試験",
+                        "category": "UNDERGRAD",
+                        "home_campus": "MAIN",
+                        "expires_on": "2030-03-31",
+                        "name_reading": "ようりょう しけん ".repeat(40),
+                    })),
+                    &[("accept-language", "ja")],
+                ))
+                .await;
+            match status {
+                StatusCode::CREATED => acknowledged.push(barcode),
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    assert_eq!(body["error"]["code"], "storage_full", "{engine}: {body}");
+                    assert!(
+                        body["error"]["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("保存領域が一杯")),
+                        "{engine}: {body}"
+                    );
+                    refused.push(barcode);
+                    if refused.len() == 3 {
+                        break;
+                    }
+                }
+                other => panic!("{engine}: a write on a full disk answered {other}: {body}"),
+            }
+        }
+        assert_eq!(refused.len(), 3, "{engine}: writes never hit the full disk");
+
+        // Reads keep working while the disk is full.
+        let (status, view) = lib
+            .call(
+                Method::GET,
+                &format!("/api/v1/records/{record}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{engine}: {view}");
+        let (status, found) = lib
+            .call(
+                Method::GET,
+                "/api/v1/patrons?barcode=F0001",
+                Some(&lib.desk),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{engine}: {found}");
+        // A checkout is refused whole: the item stays on the shelf.
+        let (status, body) = lib.checkout("F0001", "3010", "MAIN").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{engine}: {body}");
+        assert_eq!(lib.item_status("3010").await, "available");
+
+        // Space freed: writes resume, no restart.
+        disk.free();
+        let (status, body) = lib.checkout("F0001", "3010", "MAIN").await;
+        assert_eq!(status, StatusCode::CREATED, "{engine}: {body}");
+        for barcode in &acknowledged {
+            assert!(
+                lib.app
+                    .store
+                    .patron_by_barcode(barcode)
+                    .await
+                    .expect("read")
+                    .is_some(),
+                "{engine}: acknowledged patron {barcode} lost"
+            );
+        }
+        for barcode in &refused {
+            assert!(
+                lib.app
+                    .store
+                    .patron_by_barcode(barcode)
+                    .await
+                    .expect("read")
+                    .is_none(),
+                "{engine}: refused patron {barcode} was stored"
+            );
+        }
+        lib.consistent().await;
+        assert_eq!(lib.item_status("3000").await, "on_loan");
+        drop(lib);
+        if engine == "postgres" {
+            db.drop_postgres().await;
+        }
+    }
+}

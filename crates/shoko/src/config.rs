@@ -249,7 +249,7 @@ fn file_hint(file: &Path) -> String {
 
 /// The SQLite URL for a database file (created if missing).
 pub fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", path.display())
+    shoko_store::sqlite_url(path)
 }
 
 /// The data dir: `--data-dir`, else `SHOKO_DATA_DIR`, else `./shoko-data`.

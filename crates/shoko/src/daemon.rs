@@ -152,13 +152,27 @@ pub fn status(data_dir: &Path) -> anyhow::Result<bool> {
 
 /// The status line of `GET /health/ready`, over a plain connection.
 fn ready_line(addr: &str) -> anyhow::Result<String> {
+    let answer = get(addr, "/health/ready")?;
+    Ok(answer.lines().next().unwrap_or("").trim().to_owned())
+}
+
+/// The whole answer (status line, headers, body) to `GET path` from the
+/// server at `addr`, over a plain connection with a 5-second bound.
+pub fn get(addr: &str, path: &str) -> anyhow::Result<String> {
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         stream,
-        "GET /health/ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
-    Ok(answer.lines().next().unwrap_or("").trim().to_owned())
+    Ok(answer)
+}
+
+/// The address of the server running from this data dir, if one runs.
+pub fn running_addr(data_dir: &Path) -> Option<String> {
+    running(data_dir)?;
+    let addr = std::fs::read_to_string(addr_file(data_dir)).ok()?;
+    Some(addr.trim().to_owned())
 }

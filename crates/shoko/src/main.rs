@@ -1,9 +1,11 @@
 //! `shoko`, the one binary: every role is a subcommand (serve, demo, import,
-//! export, search, reindex, user, patron, openapi, config). It alone reads the environment and the configuration file.
+//! export, search, reindex, user, patron, openapi, config, backup, check,
+//! upgrade, doctor, support-bundle). It alone reads the environment and the
+//! configuration file.
 
-mod backup;
 mod config;
 mod daemon;
+mod support;
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use shoko_app::backup;
 use shoko_app::import::{ImportProgress, InputFormat};
 use shoko_app::{App, IndexOptions, StoreOptions, SystemClock};
 
@@ -162,6 +165,28 @@ enum Command {
         /// Repair what can be repaired safely.
         #[arg(long)]
         repair: bool,
+    },
+    /// Bring the database's schema up to this Shoko: with --dry-run, try
+    /// the pending migrations on a copy and report their duration and any
+    /// problem; without, take a verified backup first, then migrate.
+    Upgrade {
+        /// Try on a copy; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Everything an operator must watch, each marked ✔, ! or ✖ with what
+    /// to do. Exit 0 when nothing fails, 1 otherwise.
+    Doctor {
+        /// Findings in Japanese.
+        #[arg(long)]
+        ja: bool,
+    },
+    /// Write one archive with version, redacted configuration, health,
+    /// doctor, capacity, job runs, metrics and the end of the log.
+    SupportBundle {
+        /// The archive to write (default: shoko-support-DATE-TIME.tar.gz here).
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Batch jobs: list them, run one now, show the history of runs.
     Jobs {
@@ -338,6 +363,115 @@ async fn open_app(
     .await
 }
 
+/// Opens the application with the index on disk read-only when there is
+/// one (to compare it with the database), else without an index.
+async fn open_app_reading_index(
+    db: Option<&str>,
+    data_dir: &Path,
+    config: &Config,
+) -> anyhow::Result<App> {
+    if data_dir.join("index").exists() {
+        match open_app(db, data_dir, config, IndexUse::ReadOnly).await {
+            Ok(app) => return Ok(app),
+            Err(e)
+                if e.chain()
+                    .any(|c| c.downcast_ref::<shoko_app::StoreError>().is_some()) =>
+            {
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the search index cannot be read; checking without it")
+            }
+        }
+    }
+    open_app(db, data_dir, config, IndexUse::None).await
+}
+
+/// Where `shoko upgrade` puts its backup, by the time it starts.
+fn upgrade_backup_path(data_dir: &Path, config: &Config, url: &str) -> PathBuf {
+    let dir = config
+        .operations
+        .backup_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("backups"));
+    let extension = if url.starts_with("postgres") {
+        "dump"
+    } else {
+        "db"
+    };
+    dir.join(format!(
+        "pre-upgrade-{}.{extension}",
+        chrono::Local::now().format("%Y%m%d-%H%M%S")
+    ))
+}
+
+async fn upgrade(
+    db: Option<&str>,
+    data_dir: &Path,
+    config: &Config,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let url = config.database_url(db, data_dir);
+    let report = if dry_run {
+        shoko_app::upgrade::dry_run(&url, data_dir).await?
+    } else {
+        shoko_app::upgrade::upgrade(&url, &upgrade_backup_path(data_dir, config, &url)).await?
+    };
+    if report.before.pending.is_empty() {
+        println!(
+            "✔ the schema is current ({}); nothing to do",
+            report.before.applied.last().map_or("none", String::as_str)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let what = if dry_run { "on a copy: " } else { "" };
+    if let Some(b) = &report.backup {
+        println!("✔ backup taken and verified: {}", b.display());
+    }
+    println!(
+        "{what}applied {} in {:.2} s: {}",
+        report.applied.len(),
+        report.seconds,
+        report.applied.join(", ")
+    );
+    for p in &report.problems {
+        println!("✖ {p}");
+    }
+    if report.problems.is_empty() {
+        println!(
+            "✔ {}no rows lost; circulation consistent{}",
+            what,
+            if dry_run {
+                "; the database itself is unchanged: run `shoko upgrade`"
+            } else {
+                ""
+            }
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// The demo upgrades its own data dir (with a backup first) when a newer
+/// Shoko finds an older schema there, so `shoko demo` stays one command.
+async fn demo_upgrade(db: Option<&str>, data_dir: &Path, config: &Config) -> anyhow::Result<()> {
+    let url = config.database_url(db, data_dir);
+    if !data_dir.join("shoko.db").exists() && db.is_none() {
+        return Ok(());
+    }
+    let (store, schema) =
+        shoko_app::Store::open_for_upgrade(&url, &StoreOptions::default()).await?;
+    store.close().await?;
+    if schema.is_new() || schema.pending.is_empty() {
+        return Ok(());
+    }
+    let report =
+        shoko_app::upgrade::upgrade(&url, &upgrade_backup_path(data_dir, config, &url)).await?;
+    tracing::info!(applied = ?report.applied, backup = ?report.backup, "demo data dir upgraded");
+    Ok(())
+}
+
 async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<ExitCode> {
     let db = cli.database.as_deref();
     match cli.command {
@@ -354,6 +488,7 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
         }
         Command::Demo { listen } => {
             let config = demo_config(&data_dir, config)?;
+            demo_upgrade(db, &data_dir, &config).await?;
             let app = open_app(db, &data_dir, &config, IndexUse::Write).await?;
             if app.store.counts().await?.records == 0 {
                 let file = data_dir.join("demo.mrc");
@@ -425,8 +560,44 @@ async fn run(cli: Cli, data_dir: PathBuf, config: Config) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { repair } => {
-            let app = open_app(db, &data_dir, &config, IndexUse::None).await?;
+            let app = open_app_reading_index(db, &data_dir, &config).await?;
             check(&app, repair).await
+        }
+        Command::Upgrade { dry_run } => upgrade(db, &data_dir, &config, dry_run).await,
+        Command::Doctor { ja } => {
+            let app = open_app_reading_index(db, &data_dir, &config).await?;
+            let findings = app.doctor().await;
+            for f in &findings {
+                println!(
+                    "{} {:<12} {}",
+                    f.level.mark(),
+                    f.area,
+                    if ja { &f.ja } else { &f.en }
+                );
+            }
+            Ok(
+                if findings
+                    .iter()
+                    .any(|f| f.level == shoko_app::doctor::Level::Fail)
+                {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                },
+            )
+        }
+        Command::SupportBundle { output } => {
+            let app = open_app_reading_index(db, &data_dir, &config).await?;
+            let output = output.unwrap_or_else(|| {
+                PathBuf::from(format!(
+                    "shoko-support-{}.tar.gz",
+                    chrono::Local::now().format("%Y%m%d-%H%M%S")
+                ))
+            });
+            let url = config.database_url(db, &data_dir);
+            let names = support::write_bundle(&app, &config, &data_dir, &url, &output).await?;
+            println!("{} written: {}", output.display(), names.join(", "));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Jobs { action } => {
             let app = open_app(db, &data_dir, &config, IndexUse::None).await?;
@@ -638,14 +809,14 @@ const DEMO_PATRONS: &str = include_str!("../../../fixtures/demo/patrons.csv");
 
 async fn check(app: &App, repair: bool) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    let problems = app.store.circulation_problems().await?;
+    let problems = app.consistency_problems().await?;
     for p in &problems {
         writeln!(out, "✖ {p}")?;
     }
     if problems.is_empty() {
         writeln!(
             out,
-            "✔ item status, open loans, counters, transits and holds agree"
+            "✔ item status, open loans, counters, transits, holds, references, outbox and index agree"
         )?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -667,14 +838,14 @@ async fn check(app: &App, repair: bool) -> anyhow::Result<ExitCode> {
             writeln!(out, "→ repaired {n}: {kind}")?;
         }
     }
-    let left = app.store.circulation_problems().await?;
+    let left = app.consistency_problems().await?;
     for p in &left {
         writeln!(out, "✖ still: {p}")?;
     }
     if left.is_empty() {
         writeln!(
             out,
-            "✔ item status, open loans, counters, transits and holds agree"
+            "✔ item status, open loans, counters, transits, holds, references, outbox and index agree"
         )?;
         Ok(ExitCode::SUCCESS)
     } else {

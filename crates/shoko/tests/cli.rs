@@ -1612,3 +1612,198 @@ async fn after_an_unclean_stop_the_server_checks_and_repairs_circulation_before_
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_older_schema_is_refused_tried_on_a_copy_and_upgraded_after_a_backup() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let demo = fixtures().join("demo/demo.mrc").display().to_string();
+        assert!(s.run(&["import", &demo]).status.success());
+        let patrons = fixtures().join("demo/patrons.csv").display().to_string();
+        assert!(s.run(&["patron", "import", &patrons]).status.success());
+        let store = shoko_store::Store::open(s.db.url(), &shoko_store::StoreOptions::default())
+            .await
+            .expect("store");
+        let records = store.counts().await.expect("counts").records;
+        assert!(records > 0);
+        store.close().await.expect("close");
+        // The database as the previous release (schema m0003_jobs) left it:
+        // migrations are append-only, so that is this one without m0004.
+        s.db.execute_sql("DROP TABLE storage_samples").await;
+        s.db.execute_sql("DELETE FROM seaql_migrations WHERE version = 'm0004_storage_samples'")
+            .await;
+
+        let refused = s.run(&["check"]);
+        assert_eq!(refused.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+        assert!(err.contains("schema is older"), "{err}");
+        assert!(err.contains("shoko upgrade --dry-run"), "{err}");
+        assert!(err.contains("m0004_storage_samples"), "{err}");
+
+        let dry = s.run(&["upgrade", "--dry-run"]);
+        let text = stdout(&dry);
+        assert!(dry.status.success(), "{text}{}", String::from_utf8_lossy(&dry.stderr));
+        assert!(text.contains("on a copy: applied 1 in"), "{text}");
+        assert!(text.contains("m0004_storage_samples"), "{text}");
+        assert!(text.contains("no rows lost; circulation consistent"), "{text}");
+        // The database itself is untouched by the dry run.
+        assert_eq!(s.run(&["check"]).status.code(), Some(1));
+
+        let up = s.run(&["upgrade"]);
+        let text = stdout(&up);
+        assert!(up.status.success(), "{text}{}", String::from_utf8_lossy(&up.stderr));
+        assert!(text.contains("backup taken and verified:"), "{text}");
+        let backups: Vec<_> = std::fs::read_dir(s.dir.path().join("backups"))
+            .expect("backups")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            backups.iter().any(|n| n.starts_with("pre-upgrade-") && !n.ends_with(".json")),
+            "{backups:?}"
+        );
+        let checked = s.run(&["check"]);
+        assert!(checked.status.success(), "{}", stdout(&checked));
+        assert!(stdout(&s.run(&["upgrade"])).contains("the schema is current"));
+        let store = shoko_store::Store::open(s.db.url(), &shoko_store::StoreOptions::default())
+            .await
+            .expect("the upgraded database opens");
+        assert_eq!(store.counts().await.expect("counts").records, records);
+        assert!(store.patron_by_barcode("D0007").await.expect("read").is_some());
+        store.close().await.expect("close");
+
+        // A schema from a newer Shoko: refused, with what to do.
+        s.db.execute_sql(
+            "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m9999_from_the_future', 0)",
+        )
+        .await;
+        let newer = s.run(&["serve", "--listen", "127.0.0.1:0"]);
+        assert_eq!(newer.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&newer.stderr).into_owned();
+        assert!(err.contains("schema is newer than this Shoko"), "{err}");
+        assert!(err.contains("m9999_from_the_future"), "{err}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn doctor_and_the_support_bundle_tell_what_an_operator_must_know() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let demo = fixtures().join("demo/demo.mrc").display().to_string();
+        assert!(s.run(&["import", &demo]).status.success());
+        let sampled = s.run(&["jobs", "run", "capacity"]);
+        assert!(sampled.status.success(), "{}", stdout(&sampled));
+        let backed = s.run(&["jobs", "run", "backup"]);
+        assert!(backed.status.success(), "{}{}", stdout(&backed), String::from_utf8_lossy(&backed.stderr));
+        let doctor = s.run(&["doctor"]);
+        let text = stdout(&doctor);
+        for area in ["schema", "database", "disk", "capacity", "consistency", "jobs", "backup"] {
+            assert!(
+                text.lines().any(|l| l.split_whitespace().nth(1) == Some(area)),
+                "{area} missing from\n{text}"
+            );
+        }
+        assert!(text.contains("m0004_storage_samples"), "{text}");
+        assert!(!text.contains("✖"), "{text}");
+        assert!(doctor.status.success());
+        let ja = stdout(&s.run(&["doctor", "--ja"]));
+        assert!(ja.contains("データベース"), "{ja}");
+
+        // An orphan behind Shoko's back: doctor and check both name it.
+        let orphan = if s.db.engine() == "sqlite" {
+            "PRAGMA foreign_keys = OFF; UPDATE items SET record_id = 999999 WHERE id = (SELECT MIN(id) FROM items)"
+        } else {
+            "SET session_replication_role = replica; UPDATE items SET record_id = 999999 WHERE id = (SELECT MIN(id) FROM items)"
+        };
+        s.db.execute_sql(orphan).await;
+        let sick = s.run(&["doctor"]);
+        assert_eq!(sick.status.code(), Some(1));
+        assert!(stdout(&sick).contains("✖ consistency"), "{}", stdout(&sick));
+        let check = s.run(&["check"]);
+        assert_eq!(check.status.code(), Some(1));
+        assert!(
+            stdout(&check).contains("orphan: items") && stdout(&check).contains("records 999999"),
+            "{}",
+            stdout(&check)
+        );
+
+        let bundle = s.dir.path().join("bundle.tar.gz");
+        let out = s
+            .command()
+            .env("SHOKO_MAIL__PASSWORD", "secret-xyz-123")
+            .args(["support-bundle", "--output", bundle.to_str().expect("path")])
+            .output()
+            .expect("shoko runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let listing = Command::new("tar").arg("tzf").arg(&bundle).output().expect("tar");
+        let names = stdout(&listing);
+        for name in [
+            "version.txt", "config.toml", "schema.json", "health.json", "doctor.txt",
+            "capacity.json", "jobs.json", "metrics.txt", "shoko.log",
+        ] {
+            assert!(names.contains(&format!("shoko-support/{name}")), "{name} in {names}");
+        }
+        let config = Command::new("tar")
+            .arg("xzOf")
+            .arg(&bundle)
+            .arg("shoko-support/config.toml")
+            .output()
+            .expect("tar");
+        let config = stdout(&config);
+        assert!(config.contains("[operations]"), "{config}");
+        assert!(!config.contains("secret-xyz-123"), "{config}");
+        assert!(config.contains("password = \"***\""), "{config}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_operations_page_shows_storage_and_findings_in_a_browser_in_japanese_and_english() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let mut cmd = s.command();
+        cmd.args(["demo", "--listen", "127.0.0.1:0"]);
+        let server = start(cmd);
+        // Two rounds of samples beside the running server: a line each.
+        for _ in 0..2 {
+            let run = s.run(&["jobs", "run", "capacity"]);
+            assert!(run.status.success(), "{}", stdout(&run));
+        }
+        // The screenshots in docs/ come from the default engine.
+        let shots = if s.db.engine() == "sqlite" {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
+        } else {
+            s.dir.path().join("screenshots")
+        };
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/browser/operations.mjs");
+        let out = Command::new("node")
+            .arg(&script)
+            .arg(&server.base)
+            .arg(&shots)
+            .args(["admin", "shoko-demo-admin"])
+            .output()
+            .expect("node runs (scripts/install-test-deps installs the browser tests' packages)");
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            s.db.engine(),
+            stdout(&out),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(stdout(&out).trim()).expect("the script's report");
+        assert_eq!(report["ja"]["charts"], 3, "{report}");
+        for name in [
+            "operations-ja.png",
+            "operations-en.png",
+            "staff-login-ja.png",
+        ] {
+            let png = std::fs::read(shots.join(name)).expect("screenshot");
+            assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{name}");
+        }
+        drop(server);
+    })
+    .await;
+}
