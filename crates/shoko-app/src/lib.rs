@@ -14,6 +14,7 @@ pub mod export;
 pub mod import;
 pub mod jobs;
 pub mod notices;
+pub mod opac;
 pub mod operations;
 pub mod patrons;
 pub mod printing;

@@ -1843,3 +1843,60 @@ impl Store {
         Ok(problems)
     }
 }
+
+/// Where copies are now, for a record page: due dates of open loans,
+/// destinations of open transits, last days on the hold shelf.
+#[derive(Debug, Clone, Default)]
+pub struct CopyDetails {
+    /// Item id → due (Unix ms).
+    pub due: std::collections::HashMap<i64, i64>,
+    /// Item id → campus it travels to.
+    pub transit_to: std::collections::HashMap<i64, String>,
+    /// Item id → last day on the hold shelf (Unix ms).
+    pub shelf_until: std::collections::HashMap<i64, i64>,
+}
+
+impl Store {
+    /// The details of some copies' states, in three index reads.
+    pub async fn copy_details(&self, item_ids: &[i64]) -> Result<CopyDetails, StoreError> {
+        let mut d = CopyDetails::default();
+        if item_ids.is_empty() {
+            return Ok(d);
+        }
+        let list = item_ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let query = |sql: String| async move {
+            self.db
+                .query_all_raw(Statement::from_string(self.backend(), sql))
+                .await
+        };
+        for r in query(format!(
+            "SELECT open_item_id, due_at FROM loans WHERE open_item_id IN ({list})"
+        ))
+        .await?
+        {
+            d.due.insert(col(&r, 0)?, col(&r, 1)?);
+        }
+        for r in query(format!(
+            "SELECT item_id, to_campus FROM transits WHERE arrived_at IS NULL AND item_id IN ({list})"
+        ))
+        .await?
+        {
+            d.transit_to.insert(col(&r, 0)?, col(&r, 1)?);
+        }
+        for r in query(format!(
+            "SELECT item_id, shelf_expires_at FROM holds WHERE status = 'on_shelf' AND item_id IN ({list})"
+        ))
+        .await?
+        {
+            let until: Option<i64> = col(&r, 1)?;
+            if let Some(u) = until {
+                d.shelf_until.insert(col(&r, 0)?, u);
+            }
+        }
+        Ok(d)
+    }
+}

@@ -28,7 +28,7 @@ pub use catalogue::{
     StoredItem,
 };
 pub use circulation::{
-    AuditRow, FineRow, HoldRow, LoanRow, NewLoan, PatronFields, PatronRow, SessionRow, StaffRow,
+    AuditRow, CopyDetails, FineRow, HoldRow, LoanRow, NewLoan, PatronFields, PatronRow, SessionRow, StaffRow,
     TransitRow,
 };
 pub use jobs::{JobRunRow, NewNotice, NoticeRow, PickCandidate, TransitSlip};

@@ -33,6 +33,9 @@ pub const SESSION_COOKIE: &str = "shoko_session";
 pub struct Identity {
     /// The actor.
     pub actor: Actor,
+    /// The session's CSRF token when the session came by cookie (a page):
+    /// page forms must send it back.
+    pub csrf: Option<String>,
 }
 
 /// Login throttles: per client address and per account name.
@@ -96,10 +99,14 @@ pub async fn identify(State(web): State<Web>, mut request: Request, next: Next) 
         None => (cookie(headers, SESSION_COOKIE).map(str::to_owned), true),
     };
     let mut actor = Actor::Anonymous;
+    let mut csrf = None;
     if let Some(token) = token {
         match web.app.authenticate(&token).await {
             Ok(Some(found)) => {
-                if via_cookie && !safe(request.method()) {
+                // Page forms (outside /api) carry the token as a form field,
+                // which `PageForm` checks; the API wants the header.
+                let page = !request.uri().path().starts_with("/api/");
+                if via_cookie && !safe(request.method()) && !page {
                     let sent = request
                         .headers()
                         .get("x-csrf-token")
@@ -115,6 +122,7 @@ pub async fn identify(State(web): State<Web>, mut request: Request, next: Next) 
                     }
                 }
                 actor = found.actor;
+                csrf = via_cookie.then_some(found.csrf);
             }
             Ok(None) if !via_cookie => {
                 return ApiError::new(
@@ -129,7 +137,7 @@ pub async fn identify(State(web): State<Web>, mut request: Request, next: Next) 
             Err(e) => return ApiError::from(e).into_response(),
         }
     }
-    request.extensions_mut().insert(Identity { actor });
+    request.extensions_mut().insert(Identity { actor, csrf });
     next.run(request).await
 }
 
@@ -355,4 +363,83 @@ pub async fn logout(State(web): State<Web>, headers: HeaderMap) -> Result<Respon
     responses((status = 200, description = "OK", body = Actor)))]
 pub async fn me(Who(caller): Who) -> Json<Actor> {
     Json(caller.actor)
+}
+
+/// The session's CSRF token for a page to put in its forms (`None` without
+/// a cookie session).
+pub fn page_csrf(parts: &Parts) -> Option<String> {
+    parts.extensions.get::<Identity>().and_then(|i| i.csrf.clone())
+}
+
+/// The caller and form fields of a page's POST. With a cookie session the
+/// form must carry the session's CSRF token as `csrf`; a hidden `idem` field,
+/// made when the page was drawn, is the idempotency key, so a form sent
+/// twice (a double click, a resend after a lost answer) acts once.
+pub struct PageForm<T>(pub Caller, pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for PageForm<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<PageForm<T>, ApiError> {
+        let (parts, body) = request.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
+        let fields: Vec<(String, String)> = form_urlencoded::parse(&bytes)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        if let Some(expected) = page_csrf(&parts)
+            && field("csrf") != Some(expected.as_str())
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "this form is out of date; reload the page and send it again",
+            )
+            .ja("フォームの有効期限が切れています。ページを再読み込みしてから送信してください"));
+        }
+        let value: T = serde_urlencoded_fields(&fields)?;
+        let idempotency = field("idem").filter(|k| !k.is_empty() && k.len() <= 200).map(|key| {
+            let mut digest = Sha256::new();
+            digest.update(parts.method.as_str());
+            digest.update(b" ");
+            digest.update(parts.uri.path());
+            digest.update(b"\n");
+            for (k, v) in fields.iter().filter(|(k, _)| k != "csrf") {
+                digest.update(k.as_bytes());
+                digest.update(b"=");
+                digest.update(v.as_bytes());
+                digest.update(b"&");
+            }
+            IdempotencyKey {
+                key: format!("page:{key}"),
+                fingerprint: hex::encode(digest.finalize()),
+            }
+        });
+        Ok(PageForm(
+            Caller {
+                actor: actor_of(&parts),
+                idempotency,
+            },
+            value,
+        ))
+    }
+}
+
+/// Form fields into a typed value (through JSON: every field a string).
+fn serde_urlencoded_fields<T: DeserializeOwned>(fields: &[(String, String)]) -> Result<T, ApiError> {
+    let mut map = serde_json::Map::new();
+    for (k, v) in fields {
+        map.entry(k.clone())
+            .or_insert_with(|| serde_json::Value::String(v.clone()));
+    }
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_form",
+            format!("the form is not valid: {e}"),
+        )
+        .ja(format!("フォームの内容が正しくありません: {e}"))
+    })
 }

@@ -35,39 +35,257 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
     env
 });
 
-/// The words of the pages, by language.
+/// The words of the pages: (key, Japanese, English).
+const WORDS: &[(&str, &str, &str)] = &[
+    ("skip", "本文へ移動", "Skip to content"),
+    ("menu", "メニュー", "Menu"),
+    ("staff", "職員用", "Staff"),
+    ("opac", "蔵書検索", "Library catalogue"),
+    ("language", "表示言語", "Language"),
+    ("login", "職員ログイン", "Staff login"),
+    ("login_patron", "ログイン", "Log in"),
+    ("logout", "ログアウト", "Log out"),
+    ("patron_login", "利用者ログイン", "Patron login"),
+    ("card", "利用者番号", "Card number"),
+    ("username", "ユーザー名", "User name"),
+    ("password", "パスワード", "Password"),
+    ("operations", "運用状況", "Operations"),
+    ("readiness", "稼働状態", "Readiness"),
+    ("ready", "稼働中（正常）", "Ready"),
+    ("not_ready", "要対応", "Not ready"),
+    ("check", "項目", "Check"),
+    ("state", "状態", "State"),
+    ("detail", "詳細", "Detail"),
+    ("forecast", "容量の予測", "Capacity forecast"),
+    ("disk_free", "ディスク空き容量", "Free disk"),
+    ("database", "データベース", "Database"),
+    ("index", "検索索引", "Search index"),
+    ("growth", "1日あたりの増加", "Growth per day"),
+    ("sampled", "最終計測", "Last sample"),
+    ("usage", "容量の推移", "Storage over time"),
+    ("doctor", "点検結果（shoko doctor）", "Findings (shoko doctor)"),
+    ("area", "対象", "Area"),
+    ("jobs", "バッチジョブ", "Batch jobs"),
+    ("job", "ジョブ", "Job"),
+    ("schedule", "予定", "Schedule"),
+    ("last_run", "前回の実行", "Last run"),
+    ("tables", "大きいテーブル", "Largest tables"),
+    ("table", "テーブル", "Table"),
+    ("size", "サイズ", "Size"),
+    ("search_catalogue", "蔵書を探す", "Search the catalogue"),
+    ("search_words", "検索語", "Search words"),
+    ("search", "検索", "Search"),
+    ("placeholder", "書名・著者名・件名・ISBN など", "Title, author, subject, ISBN…"),
+    ("hint", "「図書館」「としょかん」「圖書館」のどれでも見つかります", "Japanese works in kanji, kana or old forms alike"),
+    ("advanced", "詳細検索", "Advanced search"),
+    ("results", "検索結果", "Search results"),
+    ("refine", "絞り込み", "Refine"),
+    ("filters", "絞り込み中", "Filters"),
+    ("remove", "解除", "Remove"),
+    ("sort_by", "並び順", "Sort by"),
+    ("apply", "適用", "Apply"),
+    ("no_hits", "該当する資料はありません。", "Nothing found."),
+    ("pages", "ページ", "Pages"),
+    ("prev", "前へ", "Previous"),
+    ("next", "次へ", "Next"),
+    ("title", "書名", "Title"),
+    ("author", "著者", "Author"),
+    ("subject", "件名", "Subject"),
+    ("isbn", "ISBN/ISSN", "ISBN/ISSN"),
+    ("publisher", "出版者", "Publisher"),
+    ("year", "出版年", "Year"),
+    ("year_from", "出版年（から）", "Year from"),
+    ("year_to", "出版年（まで）", "Year to"),
+    ("campus", "キャンパス", "Campus"),
+    ("any", "すべて", "Any"),
+    ("language_of", "言語", "Language"),
+    ("format", "資料種別", "Format"),
+    ("availability", "所蔵と貸出状況", "Copies and availability"),
+    ("decade", "出版年代", "Decade"),
+    ("views", "表示", "Views"),
+    ("details", "詳細", "Details"),
+    ("marc_view", "MARC表示", "MARC view"),
+    ("description", "書誌事項", "Description"),
+    ("location", "配置場所", "Location"),
+    ("call_number", "請求記号", "Call number"),
+    ("status", "状態", "Status"),
+    ("actions", "操作", "Actions"),
+    ("no_copies", "所蔵はありません", "No copies"),
+    ("pickup_campus", "受取キャンパス", "Pickup campus"),
+    ("place_hold", "予約する", "Place a hold"),
+    ("request_to", "取り寄せ:", "Deliver to"),
+    ("login_to_hold", "ログインすると予約・取り寄せができます", "Log in to place a hold or a request"),
+    ("tag", "タグ", "Tag"),
+    ("indicators", "指示子", "Indicators"),
+    ("content", "内容", "Content"),
+    ("my_library", "マイライブラリ", "My Library"),
+    ("loans", "貸出中の資料", "Loans"),
+    ("due", "返却期限", "Due"),
+    ("renewals", "延長回数", "Renewals"),
+    ("renew", "延長", "Renew"),
+    ("recalled", "返却要請あり", "recalled"),
+    ("no_loans", "貸出中の資料はありません", "No loans"),
+    ("holds", "予約・取り寄せ", "Holds and requests"),
+    ("kind", "種類", "Kind"),
+    ("cancel", "取消", "Cancel"),
+    ("no_holds", "予約はありません", "No holds"),
+    ("fines", "延滞料など", "Fines"),
+    ("owed", "未納額", "Owed"),
+    ("no_fines", "未納の料金はありません", "Nothing owed"),
+    ("privacy", "プライバシー", "Privacy"),
+    ("keep_history", "貸出履歴を残す", "Keep my loan history"),
+    ("privacy_note", "残さない場合、返却した資料の記録から利用者情報が消去されます。", "If not, returned loans are anonymised."),
+    ("save", "保存", "Save"),
+    ("desk", "カウンター", "Circulation desk"),
+    ("patrons", "利用者", "Patrons"),
+    ("catalogue", "蔵書", "Catalogue"),
+    ("checkout", "貸出", "Check out"),
+    ("checkin", "返却", "Check in"),
+    ("patron_barcode", "利用者番号", "Patron barcode"),
+    ("item_barcode", "資料バーコード", "Item barcode"),
+    ("scan_patron", "利用者カードを読み取ってください", "Scan the patron's card"),
+    ("scan_items", "資料を続けて読み取ってください", "Scan items one after another"),
+    ("queue", "処理状況", "Scanned"),
+    ("offline", "サーバーに接続できません。読み取った内容は保存され、接続が戻ると自動で送信されます。", "The server cannot be reached. What you scanned is kept and sent when the connection returns."),
+    ("desk_campus", "カウンターのキャンパス", "Desk campus"),
+    ("find_patron", "利用者を探す", "Find a patron"),
+    ("name", "氏名", "Name"),
+    ("name_reading", "氏名のよみ", "Name reading"),
+    ("category", "区分", "Category"),
+    ("home_campus", "所属キャンパス", "Home campus"),
+    ("email", "メール", "E-mail"),
+    ("phone", "電話", "Phone"),
+    ("expires_on", "有効期限", "Expires on"),
+    ("manual_block", "利用停止（理由）", "Block (reason)"),
+    ("open_loans", "貸出数", "Loans"),
+    ("edit", "編集", "Edit"),
+    ("draft_restored", "保存されていない入力を復元しました", "Unsaved input restored"),
+    ("saved", "保存しました", "Saved"),
+    ("too_many", "ログインの試行が多すぎます。1分ほど待ってください", "Too many login attempts; wait a minute"),
+    ("wrong_login", "番号（名前）またはパスワードが違います", "The name or the password is wrong"),
+];
+
+/// The words of the pages in one language, for the templates' `t`.
 fn words(ja: bool) -> serde_json::Value {
-    let pick = |j: &str, e: &str| if ja { j.to_owned() } else { e.to_owned() };
-    serde_json::json!({
-        "staff": pick("職員用", "Staff"),
-        "language": pick("表示言語", "Language"),
-        "login": pick("職員ログイン", "Staff login"),
-        "username": pick("ユーザー名", "User name"),
-        "password": pick("パスワード", "Password"),
-        "operations": pick("運用状況", "Operations"),
-        "readiness": pick("稼働状態", "Readiness"),
-        "ready": pick("稼働中（正常）", "Ready"),
-        "not_ready": pick("要対応", "Not ready"),
-        "check": pick("項目", "Check"),
-        "state": pick("状態", "State"),
-        "detail": pick("詳細", "Detail"),
-        "forecast": pick("容量の予測", "Capacity forecast"),
-        "disk_free": pick("ディスク空き容量", "Free disk"),
-        "database": pick("データベース", "Database"),
-        "index": pick("検索索引", "Search index"),
-        "growth": pick("1日あたりの増加", "Growth per day"),
-        "sampled": pick("最終計測", "Last sample"),
-        "usage": pick("容量の推移", "Storage over time"),
-        "doctor": pick("点検結果（shoko doctor）", "Findings (shoko doctor)"),
-        "area": pick("対象", "Area"),
-        "jobs": pick("バッチジョブ", "Batch jobs"),
-        "job": pick("ジョブ", "Job"),
-        "schedule": pick("予定", "Schedule"),
-        "last_run": pick("前回の実行", "Last run"),
-        "tables": pick("大きいテーブル", "Largest tables"),
-        "table": pick("テーブル", "Table"),
-        "size": pick("サイズ", "Size"),
-    })
+    let map: serde_json::Map<String, serde_json::Value> = WORDS
+        .iter()
+        .map(|(k, j, e)| ((*k).to_owned(), (if ja { *j } else { *e }).into()))
+        .collect();
+    serde_json::Value::Object(map)
+}
+
+/// One word in one language.
+pub(crate) fn word(ja: bool, key: &str) -> &'static str {
+    WORDS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map_or("", |(_, j, e)| if ja { j } else { e })
+}
+
+/// What every page knows: language, area, the session's CSRF token, whether
+/// a patron is logged in.
+pub(crate) struct PageCtx {
+    pub ja: bool,
+    pub csrf: Option<String>,
+    pub actor: Actor,
+    /// `?lang=` was given: remembered in a cookie.
+    pub set_lang: Option<&'static str>,
+}
+
+impl PageCtx {
+    /// The base of a template's context.
+    pub fn base(&self, area: &str) -> serde_json::Value {
+        serde_json::json!({
+            "lang": if self.ja { "ja" } else { "en" },
+            "t": words(self.ja),
+            "area": area,
+            "csrf": self.csrf,
+            "patron": matches!(self.actor, Actor::Patron { .. }),
+            "lang_query": "",
+            "idem": random_key(),
+        })
+    }
+
+    /// Renders a page; `extra` adds to (and overrides) the base context.
+    pub fn page(&self, name: &str, area: &str, extra: serde_json::Value) -> Response {
+        let mut ctx = self.base(area);
+        if let (Some(c), serde_json::Value::Object(e)) = (ctx.as_object_mut(), extra) {
+            c.extend(e);
+        }
+        let mut r = render(name, ctx);
+        if let Some(lang) = self.set_lang
+            && let Ok(v) = HeaderValue::from_str(&format!(
+                "{LANG_COOKIE}={lang}; Path=/; SameSite=Lax; Max-Age=31536000"
+            ))
+        {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+        r
+    }
+}
+
+const LANG_COOKIE: &str = "shoko_lang";
+
+/// A fresh random key for forms (their idempotency key) and desk scans.
+pub(crate) fn random_key() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageCtx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<PageCtx, std::convert::Infallible> {
+        let query_lang = parts.uri.query().and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "lang")
+                .map(|(_, v)| v.into_owned())
+        });
+        let set_lang = match query_lang.as_deref() {
+            Some("ja") => Some("ja"),
+            Some("en") => Some("en"),
+            _ => None,
+        };
+        let cookie_lang = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix(LANG_COOKIE)?.strip_prefix('='))
+            .map(str::to_owned);
+        let ja = japanese(set_lang.or(cookie_lang.as_deref()), &parts.headers);
+        let identity = parts.extensions.get::<crate::auth::Identity>();
+        Ok(PageCtx {
+            ja,
+            csrf: identity.and_then(|i| i.csrf.clone()),
+            actor: identity.map_or(Actor::Anonymous, |i| i.actor.clone()),
+            set_lang,
+        })
+    }
+}
+
+/// The stylesheet and scripts, compiled in; cached for a day.
+pub async fn static_file(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    let (body, kind) = match name.as_str() {
+        "shoko.css" => (include_str!("../static/shoko.css"), "text/css; charset=utf-8"),
+        "desk.js" => (include_str!("../static/desk.js"), "text/javascript; charset=utf-8"),
+        "drafts.js" => (include_str!("../static/drafts.js"), "text/javascript; charset=utf-8"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn context(v: &serde_json::Value) -> minijinja::Value {
@@ -87,10 +305,9 @@ fn render(name: &str, ctx: serde_json::Value) -> Response {
     }
 }
 
-/// `?lang=` on a page.
+/// `?next=` on a login page.
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
-    lang: Option<String>,
     next: Option<String>,
 }
 
@@ -98,8 +315,8 @@ fn japanese(lang: Option<&str>, headers: &HeaderMap) -> bool {
     match lang {
         Some("en") => false,
         Some("ja") => true,
+        // Japanese unless the browser prefers English to Japanese.
         _ => {
-            // Japanese unless the browser asks for English and not Japanese.
             let asked = headers
                 .get(header::ACCEPT_LANGUAGE)
                 .and_then(|v| v.to_str().ok())
@@ -109,26 +326,34 @@ fn japanese(lang: Option<&str>, headers: &HeaderMap) -> bool {
     }
 }
 
-/// Only a path on this site under `/staff`, so the login cannot be used to
-/// send someone elsewhere.
-fn safe_next(next: Option<&str>) -> String {
-    next.filter(|n| n.starts_with("/staff/") && !n.starts_with("//") && !n.contains("://"))
-        .unwrap_or("/staff/operations")
+/// Only a path on this site, so a login cannot send anyone elsewhere;
+/// staff logins only under `/staff/`.
+pub(crate) fn safe_next(next: Option<&str>, staff: bool) -> String {
+    let fallback = if staff { "/staff/desk" } else { "/my" };
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains("://"))
+        .filter(|n| !staff || n.starts_with("/staff/"))
+        .unwrap_or(fallback)
         .to_owned()
 }
 
-/// The login form.
-pub async fn login_form(Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let ja = japanese(q.lang.as_deref(), &headers);
-    render(
+/// A login form (staff or patron).
+pub(crate) fn login_page(ctx: &PageCtx, staff: bool, next: &str, error: Option<&str>) -> Response {
+    ctx.page(
         "login.html",
+        if staff { "staff" } else { "opac" },
         serde_json::json!({
-            "lang": if ja { "ja" } else { "en" },
-            "t": words(ja),
-            "next": safe_next(q.next.as_deref()),
-            "error": null,
+            "heading": word(ctx.ja, if staff { "login" } else { "patron_login" }),
+            "name_label": word(ctx.ja, if staff { "username" } else { "card" }),
+            "action": if staff { "/staff/login" } else { "/login" },
+            "next": next,
+            "error": error,
         }),
     )
+}
+
+/// The staff login form.
+pub async fn login_form(ctx: PageCtx, Query(q): Query<PageQuery>) -> Response {
+    login_page(&ctx, true, &safe_next(q.next.as_deref(), true), None)
 }
 
 /// The login form's fields.
@@ -137,31 +362,28 @@ pub struct LoginFields {
     name: String,
     password: String,
     next: Option<String>,
-    lang: Option<String>,
 }
 
-/// Logs a staff member in from the form: the session cookie, then on to
-/// the page they came for. A wrong password shows the form again.
-pub async fn login_submit(
-    State(web): State<Web>,
-    headers: HeaderMap,
-    Form(f): Form<LoginFields>,
+/// Logs in from a form (staff at `/staff/login`, patrons at `/login`): the
+/// session cookie, then on to the page they came for. A wrong password
+/// shows the form again.
+pub(crate) async fn login_with_form(
+    web: &Web,
+    ctx: &PageCtx,
+    kind: LoginKind,
+    f: LoginFields,
 ) -> Response {
-    let ja = japanese(f.lang.as_deref(), &headers);
-    let next = safe_next(f.next.as_deref());
+    let staff = kind == LoginKind::Staff;
+    let next = safe_next(f.next.as_deref(), staff);
+    let mut ctx_err = |key: &str, status: StatusCode| {
+        let mut r = login_page(ctx, staff, &next, Some(word(ctx.ja, key)));
+        *r.status_mut() = status;
+        r
+    };
     if web.logins.by_name.check_key(&f.name).is_err() {
-        return form_again(
-            ja,
-            &next,
-            if ja {
-                "ログインの試行が多すぎます。1分ほど待ってください"
-            } else {
-                "too many login attempts; wait a minute"
-            },
-            StatusCode::TOO_MANY_REQUESTS,
-        );
+        return ctx_err("too_many", StatusCode::TOO_MANY_REQUESTS);
     }
-    match web.app.login(LoginKind::Staff, &f.name, &f.password).await {
+    match web.app.login(kind, &f.name, &f.password).await {
         Ok(Some(session)) => {
             let mut cookie = format!(
                 "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
@@ -171,39 +393,24 @@ pub async fn login_submit(
             if web.logins.secure_cookies {
                 cookie.push_str("; Secure");
             }
-            let lang = if ja { "ja" } else { "en" };
-            let mut response = Redirect::to(&format!("{next}?lang={lang}")).into_response();
+            let mut response = Redirect::to(&next).into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, v);
             }
             response
         }
-        Ok(None) => form_again(
-            ja,
-            &next,
-            if ja {
-                "ユーザー名またはパスワードが違います"
-            } else {
-                "the user name or the password is wrong"
-            },
-            StatusCode::UNAUTHORIZED,
-        ),
+        Ok(None) => ctx_err("wrong_login", StatusCode::UNAUTHORIZED),
         Err(e) => crate::error::ApiError::from(e).into_response(),
     }
 }
 
-fn form_again(ja: bool, next: &str, error: &str, status: StatusCode) -> Response {
-    let mut r = render(
-        "login.html",
-        serde_json::json!({
-            "lang": if ja { "ja" } else { "en" },
-            "t": words(ja),
-            "next": next,
-            "error": error,
-        }),
-    );
-    *r.status_mut() = status;
-    r
+/// The staff login form sent.
+pub async fn login_submit(
+    State(web): State<Web>,
+    ctx: PageCtx,
+    Form(f): Form<LoginFields>,
+) -> Response {
+    login_with_form(&web, &ctx, LoginKind::Staff, f).await
 }
 
 fn human(bytes: f64) -> String {
@@ -300,17 +507,10 @@ fn when(app: &App, ms: i64) -> String {
 
 /// The operations page (staff); a visitor who is not logged in is sent to
 /// the login form first.
-pub async fn operations(
-    State(app): State<App>,
-    Who(caller): Who,
-    Query(q): Query<PageQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let ja = japanese(q.lang.as_deref(), &headers);
-    if caller.actor == Actor::Anonymous {
-        let lang = if ja { "ja" } else { "en" };
-        return Redirect::to(&format!("/staff/login?next=/staff/operations&lang={lang}"))
-            .into_response();
+pub async fn operations(State(app): State<App>, Who(caller): Who, ctx: PageCtx) -> Response {
+    let ja = ctx.ja;
+    if !matches!(caller.actor, Actor::Staff { .. }) {
+        return Redirect::to("/staff/login?next=/staff/operations").into_response();
     }
     let o = match app.operations_overview(&caller).await {
         Ok(o) => o,
@@ -378,12 +578,7 @@ pub async fn operations(
         .map(|a| if ja { &a.ja } else { &a.en })
         .collect();
     let latest = |s: &str| cap.latest(s).map_or("—".to_owned(), |b| human(b as f64));
-    render(
-        "operations.html",
-        serde_json::json!({
-            "lang": if ja { "ja" } else { "en" },
-            "t": t,
-            "ready": o.readiness.ready,
+XX: o.readiness.ready,
             "checks": checks,
             "alerts": alerts,
             "days_left": days_left,
