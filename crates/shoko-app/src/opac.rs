@@ -146,7 +146,10 @@ impl App {
                 .map(|f| {
                     let item = f.item_id.and_then(|i| items.get(&i).cloned());
                     Titled {
-                        title: item.as_ref().map(|i| title(i.record_id)).unwrap_or_default(),
+                        title: item
+                            .as_ref()
+                            .map(|i| title(i.record_id))
+                            .unwrap_or_default(),
                         item,
                         row: f,
                     }

@@ -368,7 +368,10 @@ pub async fn me(Who(caller): Who) -> Json<Actor> {
 /// The session's CSRF token for a page to put in its forms (`None` without
 /// a cookie session).
 pub fn page_csrf(parts: &Parts) -> Option<String> {
-    parts.extensions.get::<Identity>().and_then(|i| i.csrf.clone())
+    parts
+        .extensions
+        .get::<Identity>()
+        .and_then(|i| i.csrf.clone())
 }
 
 /// The caller and form fields of a page's POST. With a cookie session the
@@ -388,7 +391,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for PageForm<T> {
         let fields: Vec<(String, String)> = form_urlencoded::parse(&bytes)
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
         if let Some(expected) = page_csrf(&parts)
             && field("csrf") != Some(expected.as_str())
         {
@@ -400,23 +408,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for PageForm<T> {
             .ja("フォームの有効期限が切れています。ページを再読み込みしてから送信してください"));
         }
         let value: T = serde_urlencoded_fields(&fields)?;
-        let idempotency = field("idem").filter(|k| !k.is_empty() && k.len() <= 200).map(|key| {
-            let mut digest = Sha256::new();
-            digest.update(parts.method.as_str());
-            digest.update(b" ");
-            digest.update(parts.uri.path());
-            digest.update(b"\n");
-            for (k, v) in fields.iter().filter(|(k, _)| k != "csrf") {
-                digest.update(k.as_bytes());
-                digest.update(b"=");
-                digest.update(v.as_bytes());
-                digest.update(b"&");
-            }
-            IdempotencyKey {
-                key: format!("page:{key}"),
-                fingerprint: hex::encode(digest.finalize()),
-            }
-        });
+        let idempotency = field("idem")
+            .filter(|k| !k.is_empty() && k.len() <= 200)
+            .map(|key| {
+                let mut digest = Sha256::new();
+                digest.update(parts.method.as_str());
+                digest.update(b" ");
+                digest.update(parts.uri.path());
+                digest.update(b"\n");
+                for (k, v) in fields.iter().filter(|(k, _)| k != "csrf") {
+                    digest.update(k.as_bytes());
+                    digest.update(b"=");
+                    digest.update(v.as_bytes());
+                    digest.update(b"&");
+                }
+                IdempotencyKey {
+                    key: format!("page:{key}"),
+                    fingerprint: hex::encode(digest.finalize()),
+                }
+            });
         Ok(PageForm(
             Caller {
                 actor: actor_of(&parts),
@@ -428,7 +438,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for PageForm<T> {
 }
 
 /// Form fields into a typed value (through JSON: every field a string).
-fn serde_urlencoded_fields<T: DeserializeOwned>(fields: &[(String, String)]) -> Result<T, ApiError> {
+fn serde_urlencoded_fields<T: DeserializeOwned>(
+    fields: &[(String, String)],
+) -> Result<T, ApiError> {
     let mut map = serde_json::Map::new();
     for (k, v) in fields {
         map.entry(k.clone())

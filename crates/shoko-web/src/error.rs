@@ -94,6 +94,16 @@ impl ApiError {
         }
     }
 
+    /// The message in English.
+    pub fn en_message(&self) -> &str {
+        &self.en
+    }
+
+    /// The message in Japanese.
+    pub fn ja_message(&self) -> &str {
+        &self.ja
+    }
+
     /// The status code.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -187,7 +197,7 @@ impl From<Denied> for ApiError {
     }
 }
 
-fn block_message(reason: &BlockReason) -> (String, String) {
+pub(crate) fn block_message(reason: &BlockReason) -> (String, String) {
     match reason {
         BlockReason::Manual { note } => (
             format!("the patron is blocked: {note}"),

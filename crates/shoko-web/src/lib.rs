@@ -8,11 +8,13 @@ pub mod auth;
 mod circulation;
 mod error;
 mod marc_json;
+mod opac;
 pub mod ops;
 mod pages;
 mod patrons;
 mod records;
 mod search;
+mod staff;
 
 use std::sync::Arc;
 
@@ -133,11 +135,7 @@ pub fn router(app: App, admission: Arc<Admission>, logins: Arc<LoginLimits>) -> 
     };
     routes
         .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
-        .route(
-            "/staff/login",
-            axum::routing::get(pages::login_form).post(pages::login_submit),
-        )
-        .route("/staff/operations", axum::routing::get(pages::operations))
+        .merge(pages_router(&web.admission))
         .layer(axum::middleware::from_fn_with_state(
             web.clone(),
             auth::identify,
@@ -145,6 +143,46 @@ pub fn router(app: App, admission: Arc<Admission>, logins: Arc<LoginLimits>) -> 
         .layer(axum::middleware::from_fn(error::localize))
         .route_layer(axum::middleware::from_fn(ops::record))
         .with_state(web)
+}
+
+/// The pages: the public catalogue at `/` (its searches behind the same
+/// admission gate as the search API), the staff client under `/staff`, and
+/// the stylesheet and scripts under `/static`.
+fn pages_router(admission: &Arc<Admission>) -> axum::Router<Web> {
+    use axum::routing::{get, post};
+    let searches = axum::Router::new()
+        .route("/", get(opac::home))
+        .route("/staff/catalogue", get(staff::catalogue))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(admission),
+            admission::gate,
+        ));
+    axum::Router::new()
+        .merge(searches)
+        .route("/advanced", get(opac::advanced))
+        .route("/records/{id}", get(opac::record))
+        .route("/records/{id}/marc", get(opac::marc))
+        .route("/login", get(opac::login_form).post(opac::login_submit))
+        .route("/logout", post(opac::logout))
+        .route("/my", get(opac::my_library))
+        .route("/my/loans/{id}/renew", post(opac::renew))
+        .route("/my/holds", post(opac::place_hold))
+        .route("/my/holds/{id}/cancel", post(opac::cancel_hold))
+        .route("/my/requests", post(opac::place_request))
+        .route("/my/preferences", post(opac::preferences))
+        .route("/staff", get(staff::index))
+        .route(
+            "/staff/login",
+            get(pages::login_form).post(pages::login_submit),
+        )
+        .route("/staff/operations", get(pages::operations))
+        .route("/staff/desk", get(staff::desk))
+        .route("/staff/patrons", get(staff::patrons))
+        .route(
+            "/staff/patrons/{id}",
+            get(staff::patron).post(staff::save_patron),
+        )
+        .route("/static/{name}", get(pages::static_file))
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.

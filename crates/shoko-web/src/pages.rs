@@ -28,6 +28,17 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
             "operations.html",
             include_str!("../templates/operations.html"),
         ),
+        ("search.html", include_str!("../templates/search.html")),
+        ("advanced.html", include_str!("../templates/advanced.html")),
+        ("record.html", include_str!("../templates/record.html")),
+        ("marc.html", include_str!("../templates/marc.html")),
+        ("my.html", include_str!("../templates/my.html")),
+        ("desk.html", include_str!("../templates/desk.html")),
+        ("patrons.html", include_str!("../templates/patrons.html")),
+        (
+            "patron_edit.html",
+            include_str!("../templates/patron_edit.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the built-in templates parse (a test renders each)");
@@ -63,7 +74,11 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("growth", "1日あたりの増加", "Growth per day"),
     ("sampled", "最終計測", "Last sample"),
     ("usage", "容量の推移", "Storage over time"),
-    ("doctor", "点検結果（shoko doctor）", "Findings (shoko doctor)"),
+    (
+        "doctor",
+        "点検結果（shoko doctor）",
+        "Findings (shoko doctor)",
+    ),
     ("area", "対象", "Area"),
     ("jobs", "バッチジョブ", "Batch jobs"),
     ("job", "ジョブ", "Job"),
@@ -75,8 +90,16 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("search_catalogue", "蔵書を探す", "Search the catalogue"),
     ("search_words", "検索語", "Search words"),
     ("search", "検索", "Search"),
-    ("placeholder", "書名・著者名・件名・ISBN など", "Title, author, subject, ISBN…"),
-    ("hint", "「図書館」「としょかん」「圖書館」のどれでも見つかります", "Japanese works in kanji, kana or old forms alike"),
+    (
+        "placeholder",
+        "書名・著者名・件名・ISBN など",
+        "Title, author, subject, ISBN…",
+    ),
+    (
+        "hint",
+        "「図書館」「としょかん」「圖書館」のどれでも見つかります",
+        "Japanese works in kanji, kana or old forms alike",
+    ),
     ("advanced", "詳細検索", "Advanced search"),
     ("results", "検索結果", "Search results"),
     ("refine", "絞り込み", "Refine"),
@@ -114,7 +137,11 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("pickup_campus", "受取キャンパス", "Pickup campus"),
     ("place_hold", "予約する", "Place a hold"),
     ("request_to", "取り寄せ:", "Deliver to"),
-    ("login_to_hold", "ログインすると予約・取り寄せができます", "Log in to place a hold or a request"),
+    (
+        "login_to_hold",
+        "ログインすると予約・取り寄せができます",
+        "Log in to place a hold or a request",
+    ),
     ("tag", "タグ", "Tag"),
     ("indicators", "指示子", "Indicators"),
     ("content", "内容", "Content"),
@@ -134,7 +161,11 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("no_fines", "未納の料金はありません", "Nothing owed"),
     ("privacy", "プライバシー", "Privacy"),
     ("keep_history", "貸出履歴を残す", "Keep my loan history"),
-    ("privacy_note", "残さない場合、返却した資料の記録から利用者情報が消去されます。", "If not, returned loans are anonymised."),
+    (
+        "privacy_note",
+        "残さない場合、返却した資料の記録から利用者情報が消去されます。",
+        "If not, returned loans are anonymised.",
+    ),
     ("save", "保存", "Save"),
     ("desk", "カウンター", "Circulation desk"),
     ("patrons", "利用者", "Patrons"),
@@ -143,10 +174,22 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("checkin", "返却", "Check in"),
     ("patron_barcode", "利用者番号", "Patron barcode"),
     ("item_barcode", "資料バーコード", "Item barcode"),
-    ("scan_patron", "利用者カードを読み取ってください", "Scan the patron's card"),
-    ("scan_items", "資料を続けて読み取ってください", "Scan items one after another"),
+    (
+        "scan_patron",
+        "利用者カードを読み取ってください",
+        "Scan the patron's card",
+    ),
+    (
+        "scan_items",
+        "資料を続けて読み取ってください",
+        "Scan items one after another",
+    ),
     ("queue", "処理状況", "Scanned"),
-    ("offline", "サーバーに接続できません。読み取った内容は保存され、接続が戻ると自動で送信されます。", "The server cannot be reached. What you scanned is kept and sent when the connection returns."),
+    (
+        "offline",
+        "サーバーに接続できません。読み取った内容は保存され、接続が戻ると自動で送信されます。",
+        "The server cannot be reached. What you scanned is kept and sent when the connection returns.",
+    ),
     ("desk_campus", "カウンターのキャンパス", "Desk campus"),
     ("find_patron", "利用者を探す", "Find a patron"),
     ("name", "氏名", "Name"),
@@ -159,10 +202,41 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("manual_block", "利用停止（理由）", "Block (reason)"),
     ("open_loans", "貸出数", "Loans"),
     ("edit", "編集", "Edit"),
-    ("draft_restored", "保存されていない入力を復元しました", "Unsaved input restored"),
+    (
+        "draft_restored",
+        "保存されていない入力を復元しました",
+        "Unsaved input restored",
+    ),
     ("saved", "保存しました", "Saved"),
-    ("too_many", "ログインの試行が多すぎます。1分ほど待ってください", "Too many login attempts; wait a minute"),
-    ("wrong_login", "番号（名前）またはパスワードが違います", "The name or the password is wrong"),
+    ("title_reading", "書名のよみ", "Title reading"),
+    ("on_shelf_now", "貸出可", "On the shelf"),
+    ("on_loan", "貸出中", "On loan"),
+    ("in_transit", "輸送中", "In transit"),
+    ("on_hold_shelf", "予約棚", "On the hold shelf"),
+    ("missing", "所在不明", "Missing"),
+    ("hold_kind", "予約", "Hold"),
+    ("request_kind", "取り寄せ", "Delivery request"),
+    (
+        "hold_placed",
+        "予約しました。用意ができたらお知らせします",
+        "Hold placed; you will be told when it is ready",
+    ),
+    (
+        "request_placed",
+        "取り寄せを申し込みました",
+        "Delivery requested",
+    ),
+    ("hold_cancelled", "予約を取り消しました", "Hold cancelled"),
+    (
+        "too_many",
+        "ログインの試行が多すぎます。1分ほど待ってください",
+        "Too many login attempts; wait a minute",
+    ),
+    (
+        "wrong_login",
+        "番号（名前）またはパスワードが違います",
+        "The name or the password is wrong",
+    ),
 ];
 
 /// The words of the pages in one language, for the templates' `t`.
@@ -273,9 +347,18 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageCtx {
 /// The stylesheet and scripts, compiled in; cached for a day.
 pub async fn static_file(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
     let (body, kind) = match name.as_str() {
-        "shoko.css" => (include_str!("../static/shoko.css"), "text/css; charset=utf-8"),
-        "desk.js" => (include_str!("../static/desk.js"), "text/javascript; charset=utf-8"),
-        "drafts.js" => (include_str!("../static/drafts.js"), "text/javascript; charset=utf-8"),
+        "shoko.css" => (
+            include_str!("../static/shoko.css"),
+            "text/css; charset=utf-8",
+        ),
+        "desk.js" => (
+            include_str!("../static/desk.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "drafts.js" => (
+            include_str!("../static/drafts.js"),
+            "text/javascript; charset=utf-8",
+        ),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (
@@ -375,7 +458,7 @@ pub(crate) async fn login_with_form(
 ) -> Response {
     let staff = kind == LoginKind::Staff;
     let next = safe_next(f.next.as_deref(), staff);
-    let mut ctx_err = |key: &str, status: StatusCode| {
+    let ctx_err = |key: &str, status: StatusCode| {
         let mut r = login_page(ctx, staff, &next, Some(word(ctx.ja, key)));
         *r.status_mut() = status;
         r
@@ -578,7 +661,11 @@ pub async fn operations(State(app): State<App>, Who(caller): Who, ctx: PageCtx) 
         .map(|a| if ja { &a.ja } else { &a.en })
         .collect();
     let latest = |s: &str| cap.latest(s).map_or("—".to_owned(), |b| human(b as f64));
-XX: o.readiness.ready,
+    ctx.page(
+        "operations.html",
+        "staff",
+        serde_json::json!({
+            "ready": o.readiness.ready,
             "checks": checks,
             "alerts": alerts,
             "days_left": days_left,
@@ -601,19 +688,37 @@ mod tests {
 
     #[test]
     fn every_template_renders_in_both_languages() {
+        let names: Vec<&str> = TEMPLATES.templates().map(|(n, _)| n).collect();
+        assert!(names.len() >= 11, "{names:?}");
         for ja in [true, false] {
-            let base = serde_json::json!({"lang": "ja", "t": words(ja), "next": "/staff/operations", "error": "x"});
-            let login = TEMPLATES
-                .get_template("login.html")
-                .expect("login")
-                .render(context(&base));
-            assert!(login.expect("renders").contains("name=\"password\""));
-            let ops = TEMPLATES.get_template("operations.html").expect("ops").render(context(&serde_json::json!({
-                "lang": "ja", "t": words(ja), "ready": true, "checks": [], "alerts": ["満杯"],
-                "days_left": "x", "charts": [{"title": "t", "svg": "<svg></svg>"}], "findings": [], "jobs": [], "tables": [],
-            })));
-            let html = ops.expect("renders");
-            assert!(html.contains("<svg></svg>") && html.contains("満杯"));
+            let ctx = PageCtx {
+                ja,
+                csrf: Some("c".into()),
+                actor: Actor::Patron { id: 1 },
+                set_lang: None,
+            };
+            let mut base = ctx.base("opac");
+            let extra: serde_json::Value = serde_json::from_str(
+                r#"{                 "heading": "h", "name_label": "n", "action": "/login", "next": "/my", "error": "エラー",                 "q": "図書館", "hits": [{"id": 1, "title": "<mark>図書館</mark>", "reading": "としょかん",                     "authors": "著者", "year": 2001, "availability": [{"campus": "本郷", "available": true, "text": "1冊中1冊可"}]}],                 "facets": [{"title": "言語", "values": [{"label": "日本語", "count": 3, "href": "/?q=x"}]}],                 "active": [], "sorts": [], "total_text": "1件", "page_text": "1–1 / 1",                 "ready": true, "checks": [], "alerts": ["満杯"], "days_left": "x",                 "charts": [{"title": "t", "svg": "<svg></svg>"}], "findings": [], "jobs": [], "tables": [],                 "fields": [["書名", "図書館"]], "campuses": [{"code": "HONGO", "name": "本郷"}],                 "r": {"id": 1, "title": "図書館"}, "copies": [{"barcode": "1", "campus": "本郷", "location": "", "call_number": "", "state": "貸出可", "class": "ok", "requestable": true}],                 "home_campus": "HONGO", "home_campus_name": "本郷", "id": 1, "title": "図書館", "leader": "00000nam",                 "name": "山田", "loans": [], "holds": [], "fines": [], "keep_history": false,                 "campuses_json": "[]", "desk_words": "{}", "patrons": [],                 "p": {"id": 1, "name": "山田", "barcode": "P1", "version": 1, "category": "UNDERGRAD", "home_campus": "HONGO", "language": "ja"},                 "categories": ["UNDERGRAD"], "saved": true }"#,
+            )
+            .expect("valid JSON");
+            if let (Some(b), serde_json::Value::Object(e)) = (base.as_object_mut(), extra) {
+                b.extend(e);
+            }
+            for name in &names {
+                let html = TEMPLATES
+                    .get_template(name)
+                    .and_then(|t| t.render(context(&base)))
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(
+                    html.contains(if *name == "layout.html" {
+                        "<html"
+                    } else {
+                        "</main>"
+                    }),
+                    "{name}"
+                );
+            }
         }
     }
 
@@ -631,15 +736,21 @@ mod tests {
     }
 
     #[test]
-    fn the_login_only_sends_on_to_staff_pages() {
+    fn a_login_only_sends_on_to_pages_of_this_site() {
         assert_eq!(
-            safe_next(Some("https://evil.example/")),
-            "/staff/operations"
+            safe_next(Some("https://evil.example/"), true),
+            "/staff/desk"
         );
         assert_eq!(
-            safe_next(Some("//evil.example/staff/")),
+            safe_next(Some("//evil.example/staff/"), true),
+            "/staff/desk"
+        );
+        assert_eq!(safe_next(Some("/my"), true), "/staff/desk");
+        assert_eq!(
+            safe_next(Some("/staff/operations"), true),
             "/staff/operations"
         );
-        assert_eq!(safe_next(Some("/staff/desk")), "/staff/desk");
+        assert_eq!(safe_next(Some("/records/3"), false), "/records/3");
+        assert_eq!(safe_next(Some("//evil.example/"), false), "/my");
     }
 }

@@ -1819,17 +1819,25 @@ async fn check_compares_the_index_with_the_outbox_and_the_database() {
         assert!(fine.status.success(), "{}", stdout(&fine));
 
         // A record gone behind Shoko's back (no outbox row): the index still has it.
-        s.db.execute_sql("DELETE FROM items WHERE record_id = (SELECT MAX(id) FROM records)").await;
-        s.db.execute_sql("DELETE FROM records WHERE id = (SELECT MAX(id) FROM records)").await;
+        s.db.execute_sql("DELETE FROM items WHERE record_id = (SELECT MAX(id) FROM records)")
+            .await;
+        s.db.execute_sql("DELETE FROM records WHERE id = (SELECT MAX(id) FROM records)")
+            .await;
         let found = s.run(&["check", "--repair"]);
         assert_eq!(found.status.code(), Some(1), "{}", stdout(&found));
         let text = stdout(&found);
-        assert!(text.contains("✖ index:") && text.contains("run `shoko reindex`"), "{text}");
+        assert!(
+            text.contains("✖ index:") && text.contains("run `shoko reindex`"),
+            "{text}"
+        );
 
         // The outbox emptied (a database restored under a newer index).
         s.db.execute_sql("DELETE FROM catalogue_outbox").await;
         let text = stdout(&s.run(&["check"]));
-        assert!(text.contains("✖ outbox: the index has applied change"), "{text}");
+        assert!(
+            text.contains("✖ outbox: the index has applied change"),
+            "{text}"
+        );
 
         assert!(s.run(&["reindex"]).status.success());
         let again = s.run(&["check"]);
