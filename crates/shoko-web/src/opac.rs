@@ -761,7 +761,7 @@ pub async fn renew(
 /// A hold or request form.
 #[derive(Debug, Deserialize)]
 pub struct HoldFields {
-    record_id: i64,
+    record_id: String,
     pickup: String,
     item_barcode: Option<String>,
 }
@@ -772,17 +772,15 @@ pub async fn place_hold(
     ctx: PageCtx,
     PageForm(caller, f): PageForm<HoldFields>,
 ) -> Response {
-    let back = format!("/records/{}", f.record_id);
+    let record_id: i64 = f.record_id.parse().unwrap_or(0);
+    let back = format!("/records/{record_id}");
     let Actor::Patron { id } = caller.actor else {
         return Redirect::to(&format!("/login?next={back}")).into_response();
     };
     let Ok(pickup) = CampusCode::parse(&f.pickup) else {
         return back_to(&back, "error", &f.pickup);
     };
-    match app
-        .place_hold(&caller, id, f.record_id, None, &pickup)
-        .await
-    {
+    match app.place_hold(&caller, id, record_id, None, &pickup).await {
         Ok(_) => back_to(&back, "message", word(ctx.ja, "hold_placed")),
         Err(e) => back_to(&back, "error", &refusal(ctx.ja, e)),
     }
@@ -794,7 +792,7 @@ pub async fn place_request(
     ctx: PageCtx,
     PageForm(caller, f): PageForm<HoldFields>,
 ) -> Response {
-    let back = format!("/records/{}", f.record_id);
+    let back = format!("/records/{}", f.record_id.parse::<i64>().unwrap_or(0));
     let Actor::Patron { id } = caller.actor else {
         return Redirect::to(&format!("/login?next={back}")).into_response();
     };

@@ -1845,3 +1845,77 @@ async fn check_compares_the_index_with_the_outbox_and_the_database() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_catalogue_and_the_desk_work_in_a_browser_and_the_desk_loses_no_scan() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("address")
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        // The demo sets up records, accounts and patrons, then stops.
+        let mut demo = s.command();
+        demo.args(["demo", "--listen", &listen]);
+        let server = start(demo);
+        let pid = server.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+        let mut server = server;
+        assert!(server.child.wait().expect("demo stops").success());
+        drop(server);
+        // The server in the background, as `shoko start` runs it: the
+        // browser test stops and starts it in the middle of a desk session.
+        let started = s.run(&["start", "--listen", &listen]);
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        let shots = if s.db.engine() == "sqlite" {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
+        } else {
+            s.dir.path().join("screenshots")
+        };
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/browser/catalogue-and-desk.mjs");
+        let out = Command::new("node")
+            .arg(&script)
+            .arg(format!("http://{listen}"))
+            .arg(&shots)
+            .arg(env!("CARGO_BIN_EXE_shoko"))
+            .arg(s.dir.path())
+            .arg(s.db.url())
+            .arg(port.to_string())
+            .output()
+            .expect("node runs (scripts/install-test-deps installs the browser tests' packages)");
+        let stopped = s.run(&["stop"]);
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            s.db.engine(),
+            stdout(&out),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stopped.status.success());
+        let report: serde_json::Value =
+            serde_json::from_str(stdout(&out).trim()).expect("the script's report");
+        assert_eq!(report["exactly_once"], true, "{report}");
+        assert_eq!(
+            report["steps"].as_array().map(Vec::len),
+            Some(9),
+            "{report}"
+        );
+        // Circulation agrees after the stop in the middle.
+        let check = s.run(&["check"]);
+        assert!(check.status.success(), "{}", stdout(&check));
+    })
+    .await;
+}
