@@ -182,6 +182,9 @@ fn pages_router(admission: &Arc<Admission>) -> axum::Router<Web> {
             "/staff/patrons/{id}",
             get(staff::patron).post(staff::save_patron),
         )
+        .route("/staff/records/{id}", get(staff::record))
+        .route("/staff/records/{id}/items", post(staff::add_item))
+        .route("/staff/items/{id}/status", post(staff::item_status))
         .route("/static/{name}", get(pages::static_file))
 }
 

@@ -39,6 +39,10 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
             "patron_edit.html",
             include_str!("../templates/patron_edit.html"),
         ),
+        (
+            "record_edit.html",
+            include_str!("../templates/record_edit.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the built-in templates parse (a test renders each)");
@@ -209,6 +213,12 @@ const WORDS: &[(&str, &str, &str)] = &[
     ),
     ("saved", "保存しました", "Saved"),
     ("title_reading", "書名のよみ", "Title reading"),
+    ("marc_editor", "MARC編集", "MARC editor"),
+    ("version", "版", "version"),
+    ("add_field", "フィールドを追加", "Add a field"),
+    ("items", "所蔵資料", "Items"),
+    ("add_item", "資料を追加", "Add an item"),
+    ("item_type", "資料区分", "Item type"),
     ("on_shelf_now", "貸出可", "On the shelf"),
     ("on_loan", "貸出中", "On loan"),
     ("in_transit", "輸送中", "In transit"),
@@ -357,6 +367,10 @@ pub async fn static_file(axum::extract::Path(name): axum::extract::Path<String>)
         ),
         "drafts.js" => (
             include_str!("../static/drafts.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "marc-editor.js" => (
+            include_str!("../static/marc-editor.js"),
             "text/javascript; charset=utf-8",
         ),
         _ => return StatusCode::NOT_FOUND.into_response(),

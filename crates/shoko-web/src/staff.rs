@@ -218,3 +218,232 @@ pub async fn catalogue(
     }
     crate::opac::search_page(&app, &ctx, raw.as_deref(), "staff", "/staff/catalogue").await
 }
+
+/// The record editor: the MARC record as rows (edited in the page's
+/// script and saved through the API), and the record's items with their
+/// status and a form to add one.
+pub async fn record(
+    State(app): State<App>,
+    ctx: PageCtx,
+    Who(caller): Who,
+    Path(id): Path<i64>,
+    Query(flash): Query<Saved>,
+) -> Response {
+    if let Some(r) = staff_only(&caller, &format!("/staff/records/{id}")) {
+        return r;
+    }
+    let ja = ctx.ja;
+    let view = match app.record(id).await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return crate::error::ApiError::not_found(format!("record {id}")).into_response();
+        }
+        Err(e) => return crate::error::ApiError::unexpected(e).into_response(),
+    };
+    let fields: Vec<serde_json::Value> = view
+        .marc
+        .fields
+        .iter()
+        .map(|f| match f {
+            shoko_marc::Field::Control { tag, value } => {
+                serde_json::json!({"tag": tag.to_string(), "value": value})
+            }
+            shoko_marc::Field::Data {
+                tag,
+                ind1,
+                ind2,
+                subfields,
+            } => serde_json::json!({
+                "tag": tag.to_string(), "ind1": ind1.to_string(), "ind2": ind2.to_string(),
+                "subfields": subfields.iter().map(|s| serde_json::json!({"code": s.code.to_string(), "value": s.value})).collect::<Vec<_>>(),
+            }),
+        })
+        .collect();
+    let editor_words: serde_json::Map<String, serde_json::Value> = [
+        ("field", "フィールド", "Field"),
+        ("tag", "タグ", "tag"),
+        ("value", "値", "value"),
+        ("ind1", "第1指示子", "first indicator"),
+        ("ind2", "第2指示子", "second indicator"),
+        ("code", "サブフィールド識別子", "subfield code"),
+        ("add_subfield", "サブフィールドを追加", "add a subfield"),
+        ("remove_field", "フィールドを削除", "remove the field"),
+        ("remove_subfield", "サブフィールドを削除", "remove the subfield"),
+        ("bad_tag", "タグは英数字3文字です", "a tag is 3 letters or digits"),
+        ("bad_ind", "指示子は数字・英小文字・空白の1文字です", "an indicator is one digit, lower-case letter or blank"),
+        ("bad_code", "識別子は英小文字か数字の1文字です", "a subfield code is one lower-case letter or digit"),
+        ("empty", "空です", "is empty"),
+        ("no_subfields", "サブフィールドがありません", "has no subfields"),
+        ("need_title", "245 $a（書名）が必要です", "a title (245 $a) is needed"),
+        ("saving", "保存しています…", "Saving…"),
+        ("saved", "保存しました", "Saved"),
+        ("conflict", "他の人が先に変更しました。再読み込みして確認してください（入力内容は下書きに残っています）", "Someone changed it meanwhile: reload to see their change (your edit is kept as a draft)"),
+        ("offline", "サーバーに接続できません。入力内容は下書きに残っています", "The server cannot be reached; your edit is kept as a draft"),
+    ]
+    .iter()
+    .map(|(k, j, e)| ((*k).to_owned(), (if ja { *j } else { *e }).into()))
+    .collect();
+    let campus_of = |code: &str| {
+        app.settings
+            .campuses
+            .iter()
+            .find(|c| c.code.as_str() == code)
+            .map_or(code.to_owned(), |c| {
+                if ja {
+                    c.name_ja.clone()
+                } else {
+                    c.name_en.clone()
+                }
+            })
+    };
+    let items: Vec<serde_json::Value> = view
+        .items
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "id": i.id, "barcode": i.barcode, "campus": campus_of(&i.campus),
+                "location": i.location, "call_number": i.call_number, "status": i.status,
+            })
+        })
+        .collect();
+    let locations: Vec<serde_json::Value> = app
+        .settings
+        .campuses
+        .iter()
+        .flat_map(|c| {
+            c.locations.iter().map(move |l| {
+                serde_json::json!({
+                    "code": l.code.as_str(),
+                    "name": format!("{} {}", if ja { &c.name_ja } else { &c.name_en }, if ja { &l.name_ja } else { &l.name_en }),
+                })
+            })
+        })
+        .collect();
+    let item_types: Vec<serde_json::Value> = app
+        .settings
+        .item_types
+        .iter()
+        .map(|t| serde_json::json!({"code": t.code.as_str(), "name": if ja { &t.name_ja } else { &t.name_en }}))
+        .collect();
+    let statuses: Vec<(&str, &str)> = [
+        ("available", "貸出可", "Available"),
+        ("on_loan", "貸出中", "On loan"),
+        ("in_transit", "輸送中", "In transit"),
+        ("on_hold_shelf", "予約棚", "On the hold shelf"),
+        ("in_processing", "整理中", "In processing"),
+        ("missing", "所在不明", "Missing"),
+        ("lost", "紛失", "Lost"),
+        ("withdrawn", "除籍", "Withdrawn"),
+    ]
+    .iter()
+    .map(|(c, j, e)| (*c, if ja { *j } else { *e }))
+    .collect();
+    ctx.page(
+        "record_edit.html",
+        "staff",
+        serde_json::json!({
+            "id": id,
+            "title": view.record.title,
+            "version": view.record.version,
+            "leader": String::from_utf8_lossy(&view.marc.leader).into_owned(),
+            "fields_json": serde_json::Value::from(fields).to_string(),
+            "editor_words": serde_json::Value::Object(editor_words).to_string(),
+            "items": items,
+            "campuses": campuses(&app, ja),
+            "locations": locations,
+            "item_types": item_types,
+            "statuses": statuses,
+            "message": flash.saved.map(|_| word(ja, "saved")),
+            "error": flash.error,
+        }),
+    )
+}
+
+/// The add-item form's fields.
+#[derive(Debug, Deserialize)]
+pub struct ItemFields {
+    barcode: String,
+    campus: String,
+    location: Option<String>,
+    item_type: String,
+    call_number: Option<String>,
+}
+
+fn back_with_error(path: &str, ja: bool, api: crate::error::ApiError) -> Response {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    s.append_pair(
+        "error",
+        if ja {
+            api.ja_message()
+        } else {
+            api.en_message()
+        },
+    );
+    Redirect::to(&format!("{path}?{}", s.finish())).into_response()
+}
+
+/// Adds an item to a record.
+pub async fn add_item(
+    State(app): State<App>,
+    ctx: PageCtx,
+    Path(id): Path<i64>,
+    PageForm(caller, f): PageForm<ItemFields>,
+) -> Response {
+    let back = format!("/staff/records/{id}");
+    let invalid = |field: &str, e: shoko_domain::CodeError| {
+        crate::error::ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{field}: {e}"),
+        )
+        .ja(format!("{field}: {e}"))
+    };
+    let spec = (|| {
+        Ok::<_, crate::error::ApiError>(shoko_domain::ItemSpec {
+            barcode: shoko_domain::Barcode::parse(&f.barcode).map_err(|e| invalid("barcode", e))?,
+            campus: shoko_domain::CampusCode::parse(&f.campus).map_err(|e| invalid("campus", e))?,
+            location: match some(f.location.clone()) {
+                Some(l) => Some(
+                    shoko_domain::LocationCode::parse(&l).map_err(|e| invalid("location", e))?,
+                ),
+                None => None,
+            },
+            call_number: some(f.call_number.clone()),
+            item_type: shoko_domain::ItemTypeCode::parse(&f.item_type)
+                .map_err(|e| invalid("item_type", e))?,
+            status: shoko_domain::ItemStatus::Available,
+        })
+    })();
+    let spec = match spec {
+        Ok(s) => s,
+        Err(e) => return back_with_error(&back, ctx.ja, e),
+    };
+    match app.add_item(&caller, id, spec).await {
+        Ok(_) => Redirect::to(&format!("{back}?saved=1")).into_response(),
+        Err(e) => back_with_error(&back, ctx.ja, e.into()),
+    }
+}
+
+/// The item status form.
+#[derive(Debug, Deserialize)]
+pub struct StatusFields {
+    record_id: String,
+    status: String,
+}
+
+/// Sets an item's status (missing, withdrawn, …).
+pub async fn item_status(
+    State(app): State<App>,
+    ctx: PageCtx,
+    Path(item): Path<i64>,
+    PageForm(caller, f): PageForm<StatusFields>,
+) -> Response {
+    let back = format!("/staff/records/{}", f.record_id.parse::<i64>().unwrap_or(0));
+    let Some(status) = shoko_domain::ItemStatus::from_code(&f.status) else {
+        return back_with_error(&back, ctx.ja, crate::error::ApiError::not_found(f.status));
+    };
+    match app.set_item_status(&caller, item, status).await {
+        Ok(_) => Redirect::to(&format!("{back}?saved=1")).into_response(),
+        Err(e) => back_with_error(&back, ctx.ja, e.into()),
+    }
+}

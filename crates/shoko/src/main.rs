@@ -966,6 +966,7 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
     let listen = listen.unwrap_or(config.server.listen.clone());
     let refresh = Duration::from_millis(config.search.refresh_interval_ms.clamp(50, 60_000));
     let limits = config.search_limits();
+    let signals = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -1009,7 +1010,7 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
     );
     let (stopping, stop_requested) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signals.await;
         let _ = stopping.send(true);
     });
     let mut graceful = stop_requested.clone();
@@ -1043,40 +1044,31 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        // SIGPWR (30 on Linux): a UPS on battery tells init, which tells
-        // services; the rolling blackouts of the account behind Shoko made
-        // this a daily stop.
-        let power = async {
-            match signal(SignalKind::from_raw(30)) {
-                Ok(mut p) => {
-                    p.recv().await;
+/// Listens for SIGTERM, SIGINT (Ctrl-C) and SIGPWR from now on, and
+/// returns a future that completes at the first. Registering before the
+/// server says it serves means a stop sent the moment it is up (a service
+/// manager, a test) is never missed and never kills it uncleanly.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    // SIGPWR (30 on Linux): a UPS on battery tells init, which tells
+    // services; the rolling blackouts of the account behind Shoko made this
+    // a daily stop.
+    let mut power = signal(SignalKind::from_raw(30)).ok();
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = interrupt.recv() => {},
+            _ = async {
+                match power.as_mut() {
+                    Some(p) => { p.recv().await; }
+                    None => std::future::pending::<()>().await,
                 }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                    _ = power => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+            } => {},
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("shutting down: finishing requests in flight");
+        tracing::info!("shutting down: finishing requests in flight");
+    })
 }
 
 /// Shows import progress: a bar on a terminal, a line per batch otherwise.
