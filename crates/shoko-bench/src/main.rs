@@ -63,8 +63,10 @@ enum Command {
         #[arg(long)]
         sqlite: Option<PathBuf>,
     },
-    /// Closed-loop load: `shoko=http://…`, `postgres=postgres://…`,
-    /// `sqlite=FILE`, or `index=DIR` (Shoko's index in this process, no HTTP).
+    /// Closed-loop load: `shoko=http://…` (the search API), `opac=http://…`
+    /// (results pages), `record=http://…#N` (record pages of ids 1..=N),
+    /// `postgres=postgres://…`, `sqlite=FILE`, or `index=DIR` (Shoko's index
+    /// in this process, no HTTP).
     Load {
         /// What to load.
         #[arg(long)]
@@ -562,6 +564,10 @@ fn read_queries(path: &Path) -> anyhow::Result<Vec<BenchQuery>> {
 #[derive(Clone)]
 enum Target {
     Shoko(Arc<RawHttp>),
+    /// The public catalogue's results page (`/?q=…`, all five facets).
+    Opac(Arc<RawHttp>),
+    /// The public catalogue's record pages, ids spread over 1..=N.
+    Record(Arc<RawHttp>, u64),
     /// The index in this process: what a search costs without HTTP.
     Index(Arc<shoko_search::SearchIndex>),
     Sql(DatabaseConnection, DbBackend),
@@ -741,6 +747,13 @@ impl Target {
             .context("a target is shoko=URL, postgres=URL or sqlite=FILE")?;
         Ok(match kind {
             "shoko" => Target::Shoko(Arc::new(RawHttp::new(rest)?)),
+            "opac" => Target::Opac(Arc::new(RawHttp::new(rest)?)),
+            "record" => {
+                let (url, n) = rest
+                    .rsplit_once('#')
+                    .context("record=URL#RECORDS: the number of records to spread over")?;
+                Target::Record(Arc::new(RawHttp::new(url)?), n.parse()?)
+            }
             "index" => Target::Index(Arc::new(shoko_search::SearchIndex::open_read_only(
                 Path::new(rest),
             )?)),
@@ -757,6 +770,19 @@ impl Target {
     async fn run(&self, q: &BenchQuery) -> anyhow::Result<u16> {
         match self {
             Target::Shoko(http) => Ok(http.get(&search_path(q)).await?),
+            Target::Opac(http) => {
+                let mut url = reqwest::Url::parse("http://x/").expect("a valid URL");
+                url.query_pairs_mut().append_pair("q", &shoko_query(q));
+                Ok(http.get(&format!("/?{}", url.query().unwrap_or(""))).await?)
+            }
+            Target::Record(http, n) => {
+                // FNV-1a of the query text: the same page for the same query.
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for b in q.text.bytes() {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+                Ok(http.get(&format!("/records/{}", h % n.max(&1) + 1)).await?)
+            }
             Target::Index(index) => {
                 let index = Arc::clone(index);
                 let request = shoko_search::SearchRequest {
