@@ -37,7 +37,7 @@ try {
     await page.fill('#name', user);
     await page.fill('#password', password);
     await Promise.all([
-      page.waitForURL('**/staff/operations**'),
+      page.waitForURL(`${base}/staff/operations`),
       page.click('button[type=submit]'),
     ]);
     const heading = await page.textContent('h1');

@@ -773,7 +773,9 @@ impl Target {
             Target::Opac(http) => {
                 let mut url = reqwest::Url::parse("http://x/").expect("a valid URL");
                 url.query_pairs_mut().append_pair("q", &shoko_query(q));
-                Ok(http.get(&format!("/?{}", url.query().unwrap_or(""))).await?)
+                Ok(http
+                    .get(&format!("/?{}", url.query().unwrap_or("")))
+                    .await?)
             }
             Target::Record(http, n) => {
                 // FNV-1a of the query text: the same page for the same query.

@@ -1910,7 +1910,7 @@ async fn the_catalogue_and_the_desk_work_in_a_browser_and_the_desk_loses_no_scan
         assert_eq!(report["exactly_once"], true, "{report}");
         assert_eq!(
             report["steps"].as_array().map(Vec::len),
-            Some(10),
+            Some(12),
             "{report}"
         );
         // Circulation agrees after the stop in the middle.
