@@ -4,6 +4,7 @@
 //! [`Isbn`] …); past this edge nothing is validated again.
 
 pub mod access;
+pub mod acquisitions;
 pub mod capacity;
 pub mod catalogue;
 pub mod circulation;
