@@ -3,6 +3,7 @@
 //! The one place that wires storage, domain and MARC together; HTTP and the
 //! command line call in here and know nothing of SQL.
 
+pub mod acquisitions;
 pub mod auth;
 pub mod backup;
 pub mod capacity;

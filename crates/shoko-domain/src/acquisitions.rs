@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 /// An amount in a currency's minor units (yen have none: 1 = ¥1; for US
 /// dollars 1 = 1 cent). Never a float.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Money(pub i64);
 
 impl Money {
@@ -88,7 +90,9 @@ impl Rate {
         }
         let scale = 10i128.pow(from.decimals) * 1_000_000;
         let yen = div_round(i128::from(amount.0) * i128::from(self.micros), scale);
-        i64::try_from(yen).map(Money).map_err(|_| MoneyError::Overflow)
+        i64::try_from(yen)
+            .map(Money)
+            .map_err(|_| MoneyError::Overflow)
     }
 }
 
@@ -151,10 +155,18 @@ pub fn invoice_totals(
         // Rounded down (toward zero for a credit).
         let t = taxable * i128::from(rate.0) / 10_000;
         tax += t;
-        let fit = |v: i128| i64::try_from(v).map(Money).map_err(|_| MoneyError::Overflow);
+        let fit = |v: i128| {
+            i64::try_from(v)
+                .map(Money)
+                .map_err(|_| MoneyError::Overflow)
+        };
         tax_by_rate.push((rate, fit(taxable)?, fit(t)?));
     }
-    let fit = |v: i128| i64::try_from(v).map(Money).map_err(|_| MoneyError::Overflow);
+    let fit = |v: i128| {
+        i64::try_from(v)
+            .map(Money)
+            .map_err(|_| MoneyError::Overflow)
+    };
     Ok(InvoiceTotals {
         net: fit(net)?,
         tax: fit(tax)?,
@@ -200,7 +212,12 @@ impl FundBalance {
         Money(self.allocated.0 - self.encumbered.0 - self.expended.0)
     }
 
-    fn check(self, allow_overspend: bool, needed: Money, before: Money) -> Result<FundBalance, FundError> {
+    fn check(
+        self,
+        allow_overspend: bool,
+        needed: Money,
+        before: Money,
+    ) -> Result<FundBalance, FundError> {
         if !allow_overspend && self.available().0 < 0 {
             return Err(FundError::Overspent {
                 available: before.0,
@@ -213,7 +230,10 @@ impl FundBalance {
     /// Money allocated (a budget) or, negative, taken back; taking back
     /// more than is available is refused unless overspending is allowed.
     pub fn allocate(self, amount: Money, allow_overspend: bool) -> Result<FundBalance, FundError> {
-        let allocated = self.allocated.checked_add(amount).ok_or(FundError::Overflow)?;
+        let allocated = self
+            .allocated
+            .checked_add(amount)
+            .ok_or(FundError::Overflow)?;
         FundBalance { allocated, ..self }.check(allow_overspend, Money(-amount.0), self.available())
     }
 
@@ -222,7 +242,10 @@ impl FundBalance {
         if amount.0 < 0 {
             return Err(FundError::Negative);
         }
-        let encumbered = self.encumbered.checked_add(amount).ok_or(FundError::Overflow)?;
+        let encumbered = self
+            .encumbered
+            .checked_add(amount)
+            .ok_or(FundError::Overflow)?;
         FundBalance { encumbered, ..self }.check(allow_overspend, amount, self.available())
     }
 
@@ -252,9 +275,16 @@ impl FundBalance {
             return Err(FundError::Negative);
         }
         let released = self.release(releasing)?;
-        let expended = released.expended.checked_add(amount).ok_or(FundError::Overflow)?;
+        let expended = released
+            .expended
+            .checked_add(amount)
+            .ok_or(FundError::Overflow)?;
         let needed = Money(amount.0 - (self.encumbered.0 - released.encumbered.0));
-        FundBalance { expended, ..released }.check(allow_overspend, needed, self.available())
+        FundBalance {
+            expended,
+            ..released
+        }
+        .check(allow_overspend, needed, self.available())
     }
 }
 
@@ -365,12 +395,17 @@ mod tests {
 
     #[test]
     fn a_dollar_amount_converts_at_the_invoice_rate_rounded_once() {
-        let rate = Rate { micros: 150_250_000 };
+        let rate = Rate {
+            micros: 150_250_000,
+        };
         // $12.34 at ¥150.25 = ¥1,854.085 → ¥1,854.
         assert_eq!(rate.convert(Money(1234), &usd()), Ok(Money(1854)));
         // $0.01 × 150.25 = ¥1.5025 → ¥2 (half away from zero).
         assert_eq!(rate.convert(Money(1), &usd()), Ok(Money(2)));
-        assert_eq!(Rate { micros: 0 }.convert(Money(1), &usd()), Err(MoneyError::BadRate));
+        assert_eq!(
+            Rate { micros: 0 }.convert(Money(1), &usd()),
+            Err(MoneyError::BadRate)
+        );
     }
 
     #[test]
@@ -383,7 +418,12 @@ mod tests {
         // Three books at ¥1,999 (10 %) and one newspaper at ¥155 (8 %),
         // ¥500 shipping: 10 % of 6,497 = 649.7 → 649; 8 % of 155 = 12.4 → 12.
         let t = invoice_totals(
-            &[line(1999, 0, 1000), line(1999, 0, 1000), line(1999, 0, 1000), line(155, 0, 800)],
+            &[
+                line(1999, 0, 1000),
+                line(1999, 0, 1000),
+                line(1999, 0, 1000),
+                line(155, 0, 800),
+            ],
             Money(500),
         )
         .expect("fits");
@@ -398,7 +438,9 @@ mod tests {
 
     #[test]
     fn an_encumbrance_above_what_is_available_is_refused() {
-        let f = FundBalance::default().allocate(Money(1000), false).expect("budget");
+        let f = FundBalance::default()
+            .allocate(Money(1000), false)
+            .expect("budget");
         let f = f.encumber(Money(700), false).expect("fits");
         assert_eq!(
             f.encumber(Money(400), false),

@@ -181,7 +181,7 @@ pub struct RecordRow {
 }
 
 /// A stored item.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct StoredItem {
     /// Shoko's id.
     pub id: i64,
@@ -1043,7 +1043,7 @@ impl Store {
 }
 
 /// One item, read inside a transaction.
-async fn item_in(
+pub(crate) async fn item_in(
     txn: &DatabaseTransaction,
     condition: SimpleExpr,
 ) -> Result<Option<StoredItem>, StoreError> {
@@ -1151,7 +1151,7 @@ pub(crate) async fn write_outbox(
     Ok(())
 }
 
-fn item_values(record_id: i64, item: &ItemSpec, now: i64) -> Vec<SimpleExpr> {
+pub(crate) fn item_values(record_id: i64, item: &ItemSpec, now: i64) -> Vec<SimpleExpr> {
     vec![
         record_id.into(),
         item.barcode.as_str().into(),

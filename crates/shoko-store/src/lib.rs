@@ -5,6 +5,7 @@
 //! Every write that changes the catalogue also writes a `catalogue_outbox` row
 //! in the same transaction, so the search index can never miss a change.
 
+mod acquisitions;
 mod backup;
 mod capacity;
 mod catalogue;
@@ -22,6 +23,10 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
+pub use acquisitions::{
+    FundRow, InvoiceLineRow, InvoiceRow, NewInvoiceLine, NewOrderLine, NewVendor, OrderLineRow,
+    VendorRow,
+};
 pub use backup::{BackupCounts, Snapshot};
 pub use catalogue::{
     BatchOutcome, Counts, ImportRecord, ItemWarning, RecordRow, RecordWrite, ReferenceData,

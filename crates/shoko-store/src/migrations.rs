@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002Circulation),
             Box::new(M0003Jobs),
             Box::new(M0004StorageSamples),
+            Box::new(M0005Acquisitions),
         ]
     }
 }
@@ -610,6 +611,187 @@ impl MigrationTrait for M0004StorageSamples {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("storage_samples").to_owned())
             .await?;
+        Ok(())
+    }
+}
+
+/// Acquisitions: vendors, funds and their ledger, order lines, invoices.
+struct M0005Acquisitions;
+
+impl MigrationName for M0005Acquisitions {
+    fn name(&self) -> &str {
+        "m0005_acquisitions"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005Acquisitions {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("vendors")
+                .col(id_col())
+                .col(text("code").unique_key())
+                .col(text("name"))
+                .col(text_null("contact"))
+                .col(text_null("email"))
+                // ISO 4217; amounts in its minor units
+                .col(text("currency"))
+                // basis points (1000 = 10 %)
+                .col(big("discount_bp"))
+                .col(big("created_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("funds")
+                .col(id_col())
+                // the year the fiscal year starts in (April 2026 – March 2027 = 2026)
+                .col(big("fiscal_year"))
+                .col(text("code"))
+                .col(text("name"))
+                .col(big_null("parent_id"))
+                .col(flag("allow_overspend"))
+                .col(flag("closed"))
+                // yen: allocated = available + encumbered + expended
+                .col(big("allocated"))
+                .col(big("encumbered"))
+                .col(big("expended"))
+                .col(big("created_at"))
+                .col(big("updated_at"))
+                .foreign_key(&mut fk("funds", "parent_id", "funds", "id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("funds_year_code")
+                .table("funds")
+                .col("fiscal_year")
+                .col("code")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("order_lines")
+                .col(id_col())
+                .col(big("vendor_id"))
+                .col(big("record_id"))
+                .col(big("fund_id"))
+                .col(big("quantity"))
+                .col(big("received"))
+                .col(big("invoiced"))
+                // in the vendor's currency, minor units
+                .col(big("unit_price"))
+                .col(text("currency"))
+                // yen still promised on the fund for this line
+                .col(big("encumbered"))
+                .col(text("campus"))
+                .col(text_null("location"))
+                .col(text("item_type"))
+                // draft, sent, partly_received, received, closed, cancelled
+                .col(text("status"))
+                .col(text_null("note"))
+                .col(big("created_at"))
+                .col(big("updated_at"))
+                .foreign_key(&mut fk("order_lines", "vendor_id", "vendors", "id"))
+                .foreign_key(&mut fk("order_lines", "record_id", "records", "id"))
+                .foreign_key(&mut fk("order_lines", "fund_id", "funds", "id"))
+                .to_owned(),
+        )
+        .await?;
+        index(m, "order_lines", "order_lines_status", &["status", "id"]).await?;
+        m.create_table(
+            Table::create()
+                .table("invoices")
+                .col(id_col())
+                .col(big("vendor_id"))
+                .col(text("number"))
+                .col(text("currency"))
+                // library minor units per foreign major unit × 10^6
+                .col(big("rate_micros"))
+                .col(big("shipping"))
+                .col(big("net"))
+                .col(big("tax"))
+                .col(big("total"))
+                .col(big("total_yen"))
+                // open, paid
+                .col(text("status"))
+                .col(big("created_at"))
+                .col(big_null("paid_at"))
+                .foreign_key(&mut fk("invoices", "vendor_id", "vendors", "id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("invoices_vendor_number")
+                .table("invoices")
+                .col("vendor_id")
+                .col("number")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("invoice_lines")
+                .col(id_col())
+                .col(big("invoice_id"))
+                .col(big("order_line_id"))
+                .col(big("quantity"))
+                .col(big("gross"))
+                .col(big("discount"))
+                .col(big("tax_bp"))
+                // what the line costs the fund, in yen, tax and its share of
+                // shipping included; the lines sum to the invoice's total_yen
+                .col(big("amount_yen"))
+                .foreign_key(&mut fk("invoice_lines", "invoice_id", "invoices", "id"))
+                .foreign_key(&mut fk(
+                    "invoice_lines",
+                    "order_line_id",
+                    "order_lines",
+                    "id",
+                ))
+                .to_owned(),
+        )
+        .await?;
+        index(m, "invoice_lines", "invoice_lines_invoice", &["invoice_id"]).await?;
+        m.create_table(
+            Table::create()
+                .table("fund_ledger")
+                .col(id_col())
+                .col(big("fund_id"))
+                // allocation, transfer_in, transfer_out, encumbrance, release,
+                // expenditure, rollover_in, rollover_out
+                .col(text("kind"))
+                .col(big("amount"))
+                .col(big_null("order_line_id"))
+                .col(big_null("invoice_id"))
+                .col(text("actor"))
+                .col(big("at"))
+                .foreign_key(&mut fk("fund_ledger", "fund_id", "funds", "id"))
+                .to_owned(),
+        )
+        .await?;
+        index(m, "fund_ledger", "fund_ledger_fund", &["fund_id", "id"]).await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in [
+            "fund_ledger",
+            "invoice_lines",
+            "invoices",
+            "order_lines",
+            "funds",
+            "vendors",
+        ] {
+            m.drop_table(Table::drop().table(t).to_owned()).await?;
+        }
         Ok(())
     }
 }

@@ -395,6 +395,55 @@ impl From<AddItemError> for ApiError {
     }
 }
 
+impl From<shoko_app::acquisitions::AcqError> for ApiError {
+    fn from(e: shoko_app::acquisitions::AcqError) -> ApiError {
+        use shoko_app::acquisitions::AcqError::*;
+        let en = e.to_string();
+        let (status, code, ja) = match &e {
+            Denied(d) => return d.clone().into(),
+            Invalid { field, message } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("{field}: {message}"),
+            ),
+            NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("見つかりません: {what}"),
+            ),
+            Taken(what) => (
+                StatusCode::CONFLICT,
+                "taken",
+                format!("既に使われています: {what}"),
+            ),
+            WrongState { id, status, .. } => (
+                StatusCode::CONFLICT,
+                "wrong_state",
+                format!("発注明細 {id} は {status} の状態なので、この操作はできません"),
+            ),
+            Fund { code, source } => (
+                StatusCode::CONFLICT,
+                "fund_overspent",
+                match source {
+                    shoko_domain::acquisitions::FundError::Overspent { available, needed } => {
+                        format!(
+                            "予算 {code} の残額が足りません（残額 {available}円、必要額 {needed}円）"
+                        )
+                    }
+                    other => format!("予算 {code}: {other}"),
+                },
+            ),
+            KeyReused(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "この Idempotency-Key は別の要求に使われています".to_owned(),
+            ),
+            Unexpected(err) => return ApiError::store(err),
+        };
+        ApiError::new(status, code, en).ja(ja)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

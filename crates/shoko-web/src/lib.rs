@@ -3,6 +3,7 @@
 //! case in `shoko-app` (which checks permissions), and turns the outcome into
 //! JSON. This is the only crate that knows HTTP.
 
+mod acquisitions;
 pub mod admission;
 pub mod auth;
 mod circulation;
@@ -63,6 +64,7 @@ impl axum::extract::FromRef<Web> for App {
         (name = "patrons", description = "Patrons and their own data"),
         (name = "staff", description = "Staff accounts and the audit log"),
         (name = "auth", description = "Login and sessions"),
+        (name = "acquisitions", description = "Vendors, funds, orders, receiving, invoices and payments"),
         (name = "health", description = "Health"),
     )
 )]
@@ -114,6 +116,20 @@ fn api(admission: &Arc<Admission>) -> OpenApiRouter<Web> {
         .routes(routes!(patrons::staff_list, patrons::staff_create))
         .routes(routes!(patrons::staff_update))
         .routes(routes!(patrons::audit))
+        .routes(routes!(acquisitions::vendors, acquisitions::create_vendor))
+        .routes(routes!(acquisitions::funds, acquisitions::create_fund))
+        .routes(routes!(acquisitions::allocate))
+        .routes(routes!(acquisitions::transfer))
+        .routes(routes!(acquisitions::orders, acquisitions::create_order))
+        .routes(routes!(acquisitions::send))
+        .routes(routes!(acquisitions::receive))
+        .routes(routes!(acquisitions::cancel))
+        .routes(routes!(
+            acquisitions::invoices,
+            acquisitions::create_invoice
+        ))
+        .routes(routes!(acquisitions::pay))
+        .routes(routes!(acquisitions::close_year))
 }
 
 /// The OpenAPI 3 document of the REST API (served at `/api/v1/openapi.json`).

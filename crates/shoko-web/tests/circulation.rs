@@ -1068,6 +1068,21 @@ fn the_openapi_document_describes_every_route_the_api_has() {
         ("post", "/api/v1/staff"),
         ("patch", "/api/v1/staff/{username}"),
         ("get", "/api/v1/audit"),
+        ("get", "/api/v1/vendors"),
+        ("post", "/api/v1/vendors"),
+        ("get", "/api/v1/funds"),
+        ("post", "/api/v1/funds"),
+        ("post", "/api/v1/funds/{id}/allocations"),
+        ("post", "/api/v1/funds/transfers"),
+        ("get", "/api/v1/orders"),
+        ("post", "/api/v1/orders"),
+        ("post", "/api/v1/orders/{id}/send"),
+        ("post", "/api/v1/orders/{id}/receive"),
+        ("post", "/api/v1/orders/{id}/cancel"),
+        ("get", "/api/v1/invoices"),
+        ("post", "/api/v1/invoices"),
+        ("post", "/api/v1/invoices/{id}/pay"),
+        ("post", "/api/v1/fiscal-years/{id}/close"),
     ];
     let mut documented = Vec::new();
     for (path, item) in json["paths"].as_object().expect("paths") {
@@ -1400,4 +1415,267 @@ async fn a_full_disk_refuses_writes_with_storage_full_keeps_reads_and_resumes_wh
             db.drop_postgres().await;
         }
     }
+}
+
+/// Logs in an acquisitions account made for the test.
+async fn acquisitions_token(lib: &Library) -> String {
+    lib.app
+        .add_staff(
+            &App::system(),
+            &Username::parse("acq").expect("name"),
+            "受入 担当",
+            Role::Acquisitions,
+            "a long enough password",
+        )
+        .await
+        .expect("staff");
+    lib.login("staff", "acq", "a long enough password").await
+}
+
+async fn fund_of(lib: &Library, token: &str, year: i64, code: &str) -> Value {
+    let (status, funds) = lib
+        .call(
+            Method::GET,
+            &format!("/api/v1/funds?year={year}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{funds}");
+    let f = funds
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|f| f["code"] == code)
+        .cloned()
+        .unwrap_or_else(|| panic!("fund {code} in {year}: {funds}"));
+    // The fund identity, on every read.
+    assert_eq!(
+        f["allocated"].as_i64(),
+        Some(
+            f["available"].as_i64().expect("n")
+                + f["encumbered"].as_i64().expect("n")
+                + f["expended"].as_i64().expect("n")
+        )
+    );
+    f
+}
+
+#[tokio::test]
+async fn acquisitions_from_budget_to_payment_are_exact_to_the_yen_and_the_year_rolls_over() {
+    each_engine(|db| async move {
+        let lib = Library::open(&db, CirculationSettings::default()).await;
+        let acq = acquisitions_token(&lib).await;
+        let post = |path: &str, body: Value| {
+            let (lib, acq, path) = (&lib, acq.clone(), path.to_owned());
+            async move { lib.call(Method::POST, &path, Some(&acq), Some(body)).await }
+        };
+        // The desk may not spend the library's money.
+        let (status, _) = lib
+            .call(Method::POST, "/api/v1/vendors", Some(&lib.desk), Some(json!({"code": "X", "name": "X"})))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        let (s, maruzen) = post("/api/v1/vendors", json!({"code": "MARUZEN", "name": "丸善雄松堂"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{maruzen}");
+        let (s, blackwell) = post("/api/v1/vendors", json!({"code": "BLACKWELL", "name": "Blackwell's", "currency": "GBP"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{blackwell}");
+        let (s, fund) = post("/api/v1/funds", json!({"fiscal_year": 2026, "code": "BOOKS", "name": "図書費"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{fund}");
+        let fund_id = fund["id"].as_i64().expect("id");
+        let (s, _) = post(&format!("/api/v1/funds/{fund_id}/allocations"), json!({"amount": 100_000})).await;
+        assert_eq!(s, StatusCode::OK);
+
+        // Three copies at ¥4,000: ¥13,200 with tax encumbered when sent.
+        let record = lib.titles[2].0;
+        let (s, line) = post("/api/v1/orders", json!({
+            "vendor_id": maruzen["id"], "record_id": record, "fund_id": fund_id,
+            "quantity": 3, "unit_price": 4000, "campus": "MAIN", "location": "OPEN", "item_type": "BOOK",
+        }))
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{line}");
+        assert_eq!(line["status"], "draft");
+        let line_id = line["id"].as_i64().expect("id");
+        let (s, sent) = post(&format!("/api/v1/orders/{line_id}/send"), json!({})).await;
+        assert_eq!(s, StatusCode::OK, "{sent}");
+        assert_eq!(sent["encumbered"], 13_200);
+        let f = fund_of(&lib, &acq, 2026, "BOOKS").await;
+        assert_eq!((f["encumbered"].as_i64(), f["available"].as_i64()), (Some(13_200), Some(86_800)));
+
+        // Two copies arrive: items at MAIN, found by search, lent at the desk.
+        let (s, got) = post(&format!("/api/v1/orders/{line_id}/receive"), json!({"barcodes": ["ACQ-0001", "ACQ-0002"]})).await;
+        assert_eq!(s, StatusCode::OK, "{got}");
+        assert_eq!(got["line"]["status"], "partly_received");
+        assert_eq!(got["items"].as_array().map(Vec::len), Some(2));
+        let view = lib.app.record(record).await.expect("read").expect("record");
+        assert!(view.items.iter().any(|i| i.barcode == "ACQ-0001" && i.campus == "MAIN"));
+        lib.app.index_catch_up().await.expect("index");
+        let (s, hits) = lib
+            .call(Method::GET, &format!("/api/v1/search?q={}", urlencode(&view.record.title)), None, None)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let hit = hits["hits"].as_array().expect("hits").iter().find(|h| h["id"] == record).cloned().expect("the record is found");
+        let main = hit["availability"].as_array().expect("availability").iter().find(|a| a["campus"] == "MAIN").cloned().expect("MAIN");
+        assert!(main["available"].as_u64() >= Some(2), "the received copies are on the shelf in search: {hit}");
+        lib.patron("P0900", "受入 太郎", json!({})).await;
+        let (s, loan) = lib.checkout("P0900", "ACQ-0001", "MAIN").await;
+        assert_eq!(s, StatusCode::CREATED, "{loan}");
+        let (s, again) = post(&format!("/api/v1/orders/{line_id}/receive"), json!({"barcodes": ["ACQ-0002"]})).await;
+        assert_eq!(s, StatusCode::CONFLICT, "a barcode in use is refused: {again}");
+        let (s, all) = post(&format!("/api/v1/orders/{line_id}/receive"), json!({"barcodes": ["ACQ-0003"]})).await;
+        assert_eq!(s, StatusCode::OK, "{all}");
+        assert_eq!(all["line"]["status"], "received");
+
+        // The invoice: ¥12,000 + ¥500 shipping, 10 % on both once: ¥13,750.
+        let (s, invoice) = post("/api/v1/invoices", json!({
+            "vendor_id": maruzen["id"], "number": "MY-2026-0001", "shipping": 500,
+            "lines": [{"order_line_id": line_id, "quantity": 3, "gross": 12_000}],
+        }))
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{invoice}");
+        assert_eq!((invoice["net"].as_i64(), invoice["tax"].as_i64(), invoice["total_yen"].as_i64()), (Some(12_000), Some(1_250), Some(13_750)));
+        let (s, paid) = post(&format!("/api/v1/invoices/{}/pay", invoice["id"]), json!({})).await;
+        assert_eq!(s, StatusCode::OK, "{paid}");
+        let f = fund_of(&lib, &acq, 2026, "BOOKS").await;
+        assert_eq!(
+            (f["allocated"].as_i64(), f["encumbered"].as_i64(), f["expended"].as_i64(), f["available"].as_i64()),
+            (Some(100_000), Some(0), Some(13_750), Some(86_250))
+        );
+        let (s, twice) = post(&format!("/api/v1/invoices/{}/pay", invoice["id"]), json!({})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "paid once: {twice}");
+
+        // In pounds: encumbered at ¥190.123456, invoiced at ¥188.50.
+        let (_, gbp) = post("/api/v1/orders", json!({
+            "vendor_id": blackwell["id"], "record_id": record, "fund_id": fund_id,
+            "quantity": 1, "unit_price": 2500, "campus": "KOMABA", "item_type": "BOOK",
+        }))
+        .await;
+        let gbp_id = gbp["id"].as_i64().expect("id");
+        let (s, sent) = post(&format!("/api/v1/orders/{gbp_id}/send"), json!({"rate_micros": 190_123_456})).await;
+        assert_eq!(s, StatusCode::OK, "{sent}");
+        // £27.50 with tax × 190.123456 = ¥5,228.395 → ¥5,228.
+        assert_eq!(sent["encumbered"], 5_228);
+        let (s, inv) = post("/api/v1/invoices", json!({
+            "vendor_id": blackwell["id"], "number": "BW-77", "rate_micros": 188_500_000,
+            "lines": [{"order_line_id": gbp_id, "quantity": 1, "gross": 2500, "tax_bp": 0}],
+        }))
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{inv}");
+        // £25.00 × 188.50 = ¥4,712.5 → ¥4,713.
+        assert_eq!(inv["total_yen"], 4_713);
+        let (s, _) = post(&format!("/api/v1/invoices/{}/pay", inv["id"]), json!({})).await;
+        assert_eq!(s, StatusCode::OK);
+        let f = fund_of(&lib, &acq, 2026, "BOOKS").await;
+        assert_eq!((f["encumbered"].as_i64(), f["expended"].as_i64(), f["available"].as_i64()), (Some(0), Some(18_463), Some(81_537)));
+
+        // Paid before it came: receiving the copy closes the line.
+        let (s, came) = post(&format!("/api/v1/orders/{gbp_id}/receive"), json!({"barcodes": ["ACQ-GB-1"]})).await;
+        assert_eq!(s, StatusCode::OK, "{came}");
+        assert_eq!(came["line"]["status"], "closed");
+
+        // An order still open at the year end moves to 2027 with its money.
+        let (_, open) = post("/api/v1/orders", json!({
+            "vendor_id": maruzen["id"], "record_id": record, "fund_id": fund_id,
+            "quantity": 1, "unit_price": 10_000, "campus": "MAIN", "item_type": "BOOK",
+        }))
+        .await;
+        let open_id = open["id"].as_i64().expect("id");
+        let (s, _) = post(&format!("/api/v1/orders/{open_id}/send"), json!({})).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, closed) = post("/api/v1/fiscal-years/2026/close", json!({"carry_balance": ["BOOKS"]})).await;
+        assert_eq!(s, StatusCode::OK, "{closed}");
+        assert_eq!(closed["lines_moved"], 1);
+        let old = fund_of(&lib, &acq, 2026, "BOOKS").await;
+        let new = fund_of(&lib, &acq, 2027, "BOOKS").await;
+        assert_eq!(old["closed"], true);
+        assert_eq!((old["available"].as_i64(), old["encumbered"].as_i64(), old["expended"].as_i64()), (Some(0), Some(0), Some(18_463)));
+        assert_eq!((new["encumbered"].as_i64(), new["available"].as_i64()), (Some(11_000), Some(70_537)));
+        let (_, orders) = lib.call(Method::GET, "/api/v1/orders?status=sent", Some(&acq), None).await;
+        assert_eq!(orders[0]["fund_id"], new["id"]);
+        let (s, _) = post(&format!("/api/v1/funds/{fund_id}/allocations"), json!({"amount": 1})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "a closed year takes no money");
+        lib.consistent().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_invoices_paid_at_once_against_a_fund_with_room_for_one_pay_exactly_one() {
+    each_engine(|db| async move {
+        let lib = Library::open(&db, CirculationSettings::default()).await;
+        let acq = acquisitions_token(&lib).await;
+        let post = |path: String, body: Value| {
+            let (lib, acq) = (&lib, acq.clone());
+            async move { lib.call(Method::POST, &path, Some(&acq), Some(body)).await }
+        };
+        let (_, vendor) = post(
+            "/api/v1/vendors".into(),
+            json!({"code": "KINOKUNIYA", "name": "紀伊國屋書店"}),
+        )
+        .await;
+        let (_, fund) = post(
+            "/api/v1/funds".into(),
+            json!({"fiscal_year": 2026, "code": "SERIALS", "name": "雑誌費"}),
+        )
+        .await;
+        let fund_id = fund["id"].as_i64().expect("id");
+        post(
+            format!("/api/v1/funds/{fund_id}/allocations"),
+            json!({"amount": 10_000}),
+        )
+        .await;
+        let mut invoices = Vec::new();
+        for (n, record) in [lib.titles[0].0, lib.titles[1].0].iter().enumerate() {
+            let (_, line) = post(
+                "/api/v1/orders".into(),
+                json!({
+                    "vendor_id": vendor["id"], "record_id": record, "fund_id": fund_id,
+                    "quantity": 1, "unit_price": 6000, "campus": "MAIN", "item_type": "BOOK",
+                }),
+            )
+            .await;
+            let (s, inv) = post("/api/v1/invoices".into(), json!({
+                "vendor_id": vendor["id"], "number": format!("K-{n}"),
+                "lines": [{"order_line_id": line["id"], "quantity": 1, "gross": 6000, "tax_bp": 0}],
+            }))
+            .await;
+            assert_eq!(s, StatusCode::CREATED, "{inv}");
+            invoices.push(inv["id"].as_i64().expect("id"));
+        }
+        let (a, b) = tokio::join!(
+            post(format!("/api/v1/invoices/{}/pay", invoices[0]), json!({})),
+            post(format!("/api/v1/invoices/{}/pay", invoices[1]), json!({})),
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::OK, StatusCode::CONFLICT],
+            "{}: {} / {}",
+            db.engine(),
+            a.1,
+            b.1
+        );
+        let refused = if a.0 == StatusCode::CONFLICT {
+            &a.1
+        } else {
+            &b.1
+        };
+        assert_eq!(refused["error"]["code"], "fund_overspent", "{refused}");
+        let f = fund_of(&lib, &acq, 2026, "SERIALS").await;
+        assert_eq!(
+            (f["expended"].as_i64(), f["available"].as_i64()),
+            (Some(6_000), Some(4_000))
+        );
+    })
+    .await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
