@@ -198,6 +198,15 @@ fn pages_router(admission: &Arc<Admission>) -> axum::Router<Web> {
             "/staff/patrons/{id}",
             get(staff::patron).post(staff::save_patron),
         )
+        .route("/staff/acquisitions", get(staff::acquisitions))
+        .route(
+            "/staff/acquisitions/{action}",
+            post(staff::acquisitions_post),
+        )
+        .route(
+            "/staff/acquisitions/{kind}/{id}/{action}",
+            post(staff::acquisitions_row),
+        )
         .route("/staff/records/{id}", get(staff::record))
         .route("/staff/records/{id}/items", post(staff::add_item))
         .route("/staff/items/{id}/status", post(staff::item_status))

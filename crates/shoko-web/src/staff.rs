@@ -447,3 +447,369 @@ pub async fn item_status(
         Err(e) => back_with_error(&back, ctx.ja, e.into()),
     }
 }
+
+/// `?year=` and the flash on the acquisitions page.
+#[derive(Debug, Deserialize, Default)]
+pub struct AcqQuery {
+    year: Option<String>,
+    draft: Option<String>,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+fn yen_text(ja: bool, n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if n < 0 { "-" } else { "" };
+    if ja {
+        format!("{sign}{grouped}円")
+    } else {
+        format!("¥{sign}{grouped}")
+    }
+}
+
+/// The acquisitions page: a fiscal year's funds with their balances,
+/// order lines with send and receive, invoices with pay, vendors, and the
+/// forms to add each.
+pub async fn acquisitions(
+    State(app): State<App>,
+    ctx: PageCtx,
+    Who(caller): Who,
+    Query(q): Query<AcqQuery>,
+) -> Response {
+    if let Some(r) = staff_only(&caller, "/staff/acquisitions") {
+        return r;
+    }
+    let ja = ctx.ja;
+    let today = chrono::DateTime::from_timestamp_millis(app.clock.now_ms())
+        .unwrap_or_default()
+        .with_timezone(&app.circulation.time_zone)
+        .date_naive();
+    let year = q
+        .year
+        .as_deref()
+        .and_then(|y| y.parse().ok())
+        .unwrap_or_else(|| {
+            i64::from(shoko_domain::circulation::fiscal_year(
+                today,
+                app.circulation.fiscal_year_start_month,
+            ))
+        });
+    let (vendors, funds, orders, invoices) = match async {
+        Ok::<_, shoko_app::acquisitions::AcqError>((
+            app.vendors(&caller).await?,
+            app.funds(&caller, year).await?,
+            app.order_lines(&caller, None).await?,
+            app.invoices(&caller).await?,
+        ))
+    }
+    .await
+    {
+        Ok(all) => all,
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
+    let vendor_name = |id: i64| {
+        vendors
+            .iter()
+            .find(|v| v.id == id)
+            .map_or_else(String::new, |v| v.name.clone())
+    };
+    let record_ids: Vec<i64> = orders.iter().map(|o| o.record_id).collect();
+    let titles: std::collections::HashMap<i64, String> = app
+        .store
+        .record_summaries(&record_ids)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.id, r.title))
+        .collect();
+    let all_funds: std::collections::HashMap<i64, String> =
+        funds.iter().map(|f| (f.id, f.code.clone())).collect();
+    let status_label = |s: &str| -> String {
+        let (j, e) = match s {
+            "draft" => ("下書き", "Draft"),
+            "sent" => ("発注済", "Sent"),
+            "partly_received" => ("一部受入", "Partly received"),
+            "received" => ("受入済", "Received"),
+            "closed" => ("完了", "Closed"),
+            "cancelled" => ("取消", "Cancelled"),
+            "open" => ("未払", "Open"),
+            "paid" => ("支払済", "Paid"),
+            other => (other, other),
+        };
+        (if ja { j } else { e }).to_owned()
+    };
+    let orders_json: Vec<serde_json::Value> = orders
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "id": o.id, "title": titles.get(&o.record_id).cloned().unwrap_or_default(),
+                "vendor": vendor_name(o.vendor_id),
+                "fund": all_funds.get(&o.fund_id).cloned().unwrap_or_else(|| format!("#{}", o.fund_id)),
+                "quantity": o.quantity, "received": o.received, "status": o.status,
+                "status_label": status_label(&o.status), "foreign": o.currency != "JPY",
+            })
+        })
+        .collect();
+    let funds_json: Vec<serde_json::Value> = funds
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "id": f.id, "code": f.code, "name": f.name, "closed": f.closed,
+                "allocated": yen_text(ja, f.allocated), "encumbered": yen_text(ja, f.encumbered),
+                "expended": yen_text(ja, f.expended), "available": yen_text(ja, f.available),
+            })
+        })
+        .collect();
+    let invoices_json: Vec<serde_json::Value> = invoices
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "id": i.id, "number": i.number, "vendor": vendor_name(i.vendor_id),
+                "total": format!("{} {}", i.total, i.currency), "total_yen": yen_text(ja, i.total_yen),
+                "status": i.status, "status_label": status_label(&i.status),
+            })
+        })
+        .collect();
+    ctx.page(
+        "acquisitions.html",
+        "staff",
+        serde_json::json!({
+            "year": year,
+            "year_label": if ja { format!("{year}年度") } else { format!("fiscal year {year}–{}", (year + 1) % 100) },
+            "funds": funds_json, "orders": orders_json, "invoices": invoices_json, "vendors": vendors,
+            "campuses": campuses(&app, ja),
+            "message": q.message, "error": q.error,
+            "saved_draft": q.draft,
+        }),
+    )
+}
+
+fn acq_back(
+    year: &str,
+    ja: bool,
+    outcome: Result<&str, shoko_app::acquisitions::AcqError>,
+    draft: Option<&str>,
+) -> Response {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    s.append_pair("year", year);
+    match outcome {
+        Ok(key) => {
+            if let Some(d) = draft {
+                s.append_pair("draft", d);
+            }
+            s.append_pair("message", word(ja, key))
+        }
+        Err(e) => {
+            let api = crate::error::ApiError::from(e);
+            s.append_pair(
+                "error",
+                if ja {
+                    api.ja_message()
+                } else {
+                    api.en_message()
+                },
+            )
+        }
+    };
+    Redirect::to(&format!("/staff/acquisitions?{}", s.finish())).into_response()
+}
+
+fn number(field: &'static str, v: &str) -> Result<i64, shoko_app::acquisitions::AcqError> {
+    v.trim().replace([',', '_'], "").parse().map_err(|_| {
+        shoko_app::acquisitions::AcqError::Invalid {
+            field,
+            message: format!("{v:?} is not a number"),
+        }
+    })
+}
+
+/// A rate typed as yen per unit ("188.50") in millionths.
+fn rate_micros(v: &str) -> Result<Option<i64>, shoko_app::acquisitions::AcqError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let frac = format!("{frac:0<6}");
+    match (
+        whole.parse::<i64>(),
+        frac.get(..6).and_then(|f| f.parse::<i64>().ok()),
+    ) {
+        (Ok(w), Some(f)) if frac.len() <= 6 || frac[6..].chars().all(|c| c == '0') => {
+            Ok(Some(w * 1_000_000 + f))
+        }
+        _ => Err(shoko_app::acquisitions::AcqError::Invalid {
+            field: "rate",
+            message: format!("{v:?} is not a rate such as 150.25"),
+        }),
+    }
+}
+
+/// The acquisitions forms' fields (each form sends some of them).
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct AcqFields {
+    year: String,
+    fiscal_year: String,
+    code: String,
+    name: String,
+    currency: String,
+    fund_id: String,
+    amount: String,
+    vendor_id: String,
+    record_id: String,
+    quantity: String,
+    unit_price: String,
+    campus: String,
+    rate: String,
+    barcodes: String,
+    number: String,
+    order_line_id: String,
+    gross: String,
+    tax_bp: String,
+    shipping: String,
+}
+
+/// A form of the acquisitions page sent.
+pub async fn acquisitions_post(
+    State(app): State<App>,
+    ctx: PageCtx,
+    Path(action): Path<String>,
+    PageForm(caller, f): PageForm<AcqFields>,
+) -> Response {
+    use shoko_app::acquisitions as acq;
+    let ja = ctx.ja;
+    let outcome: Result<&str, acq::AcqError> = async {
+        match action.as_str() {
+            "vendors" => {
+                app.create_vendor(
+                    &caller,
+                    acq::VendorInput {
+                        code: f.code.clone(),
+                        name: f.name.clone(),
+                        contact: None,
+                        email: None,
+                        currency: Some(f.currency.clone()).filter(|c| !c.is_empty()),
+                        discount_bp: None,
+                    },
+                )
+                .await?;
+                Ok("saved")
+            }
+            "funds" => {
+                app.create_fund(
+                    &caller,
+                    acq::FundInput {
+                        fiscal_year: number("fiscal_year", &f.fiscal_year)?,
+                        code: f.code.clone(),
+                        name: f.name.clone(),
+                        parent_id: None,
+                        allow_overspend: false,
+                    },
+                )
+                .await?;
+                Ok("saved")
+            }
+            "allocations" => {
+                app.allocate(
+                    &caller,
+                    number("fund_id", &f.fund_id)?,
+                    number("amount", &f.amount)?,
+                )
+                .await?;
+                Ok("saved")
+            }
+            "orders" => {
+                app.create_order(
+                    &caller,
+                    acq::OrderInput {
+                        vendor_id: number("vendor_id", &f.vendor_id)?,
+                        record_id: number("record_id", &f.record_id)?,
+                        fund_id: number("fund_id", &f.fund_id)?,
+                        quantity: number("quantity", &f.quantity)?,
+                        unit_price: number("unit_price", &f.unit_price)?,
+                        campus: f.campus.clone(),
+                        location: None,
+                        item_type: None,
+                        note: None,
+                    },
+                )
+                .await?;
+                Ok("saved")
+            }
+            "invoices" => {
+                app.create_invoice(
+                    &caller,
+                    acq::InvoiceInput {
+                        vendor_id: number("vendor_id", &f.vendor_id)?,
+                        number: f.number.clone(),
+                        rate_micros: rate_micros(&f.rate)?,
+                        shipping: if f.shipping.trim().is_empty() {
+                            0
+                        } else {
+                            number("shipping", &f.shipping)?
+                        },
+                        lines: vec![acq::InvoiceLineInput {
+                            order_line_id: number("order_line_id", &f.order_line_id)?,
+                            quantity: number("quantity", &f.quantity)?,
+                            gross: number("gross", &f.gross)?,
+                            discount: 0,
+                            tax_bp: Some(number("tax_bp", &f.tax_bp)?),
+                        }],
+                    },
+                )
+                .await?;
+                Ok("saved")
+            }
+            other => Err(acq::AcqError::NotFound(other.to_owned())),
+        }
+    }
+    .await;
+    let year = if f.year.is_empty() {
+        &f.fiscal_year
+    } else {
+        &f.year
+    };
+    let draft = match action.as_str() {
+        "orders" => Some("new-order"),
+        "invoices" => Some("new-invoice"),
+        _ => None,
+    };
+    acq_back(year, ja, outcome, draft)
+}
+
+/// Sends, receives on, or pays from a row of the acquisitions page.
+pub async fn acquisitions_row(
+    State(app): State<App>,
+    ctx: PageCtx,
+    Path((kind, id, action)): Path<(String, i64, String)>,
+    PageForm(caller, f): PageForm<AcqFields>,
+) -> Response {
+    let ja = ctx.ja;
+    let outcome = async {
+        match (kind.as_str(), action.as_str()) {
+            ("orders", "send") => app
+                .send_order(&caller, id, rate_micros(&f.rate)?)
+                .await
+                .map(|_| "saved"),
+            ("orders", "receive") => {
+                let barcodes: Vec<String> =
+                    f.barcodes.split_whitespace().map(str::to_owned).collect();
+                app.receive(&caller, id, &barcodes).await.map(|_| "saved")
+            }
+            ("invoices", "pay") => app.pay_invoice(&caller, id).await.map(|_| "saved"),
+            _ => Err(shoko_app::acquisitions::AcqError::NotFound(format!(
+                "{kind}/{action}"
+            ))),
+        }
+    }
+    .await;
+    acq_back(&f.year, ja, outcome, None)
+}
