@@ -61,6 +61,8 @@ try {
   await submit('form[action="/staff/acquisitions/invoices"]');
   // (6,000 + 300) × 10 % = 630 tax: ¥6,930.
   check((await page.textContent('#invoices tr[data-invoice="MY-0001"] td[data-k="total_yen"]')) === '6,930円', 'invoice total');
+  await Promise.all([page.waitForURL(/message=/), page.locator('#invoices tr[data-invoice="MY-0001"] button', { hasText: '承認' }).click()]);
+  check((await page.textContent('#invoices tr[data-invoice="MY-0001"] td[data-k="status"]')) === '承認済・未払', 'approved');
   await Promise.all([page.waitForURL(/message=/), page.click('#invoices tr[data-invoice="MY-0001"] button')]);
   check((await page.textContent('#invoices tr[data-invoice="MY-0001"] td[data-k="status"]')) === '支払済', 'paid');
   check(!(await page.isVisible('form[data-draft="new-invoice"] .draft-note')), 'a saved form leaves no draft behind');

@@ -879,7 +879,44 @@ impl App {
         self.acq_end(tx, outcome).await
     }
 
-    /// Pays an invoice: each line's yen amount is expended on its line's
+    /// Approves an invoice for payment (its lines checked against what
+    /// was received by the person approving).
+    pub async fn approve_invoice(&self, caller: &Caller, id: i64) -> Result<InvoiceRow, AcqError> {
+        let mut tx = self.acq_tx(caller).await?;
+        if let Some(done) = tx.replay::<InvoiceRow>().await? {
+            tx.abandon().await?;
+            return Ok(done);
+        }
+        let outcome = async {
+            let invoice = tx
+                .invoice(id)
+                .await?
+                .ok_or_else(|| AcqError::NotFound(format!("invoice {id}")))?;
+            if invoice.status != "open" {
+                return Err(invalid(
+                    "invoice",
+                    format!("it is {}, not open", invoice.status),
+                ));
+            }
+            tx.set_invoice_approved(id).await?;
+            let after = tx
+                .invoice(id)
+                .await?
+                .ok_or_else(|| AcqError::NotFound("invoice".into()))?;
+            tx.audit(
+                "invoice.approve",
+                "invoice",
+                id,
+                Some(&invoice),
+                Some(&after),
+            );
+            Ok(after)
+        }
+        .await;
+        self.acq_end(tx, outcome).await
+    }
+
+    /// Pays an approved invoice: each line's yen amount is expended on its line's
     /// fund and the line's encumbrance released in proportion to the copies
     /// billed. A fund without the money refuses the whole payment.
     pub async fn pay_invoice(&self, caller: &Caller, id: i64) -> Result<InvoiceRow, AcqError> {
@@ -893,8 +930,14 @@ impl App {
                 .invoice(id)
                 .await?
                 .ok_or_else(|| AcqError::NotFound(format!("invoice {id}")))?;
-            if invoice.status == "paid" {
-                return Err(invalid("invoice", "already paid"));
+            if invoice.status != "approved" {
+                return Err(invalid(
+                    "invoice",
+                    match invoice.status.as_str() {
+                        "paid" => "already paid".to_owned(),
+                        s => format!("it is {s}: approve it first"),
+                    },
+                ));
             }
             let lines = tx.invoice_lines(id).await?;
             // Lock the funds in id order first: two payments never deadlock.
@@ -1092,5 +1135,92 @@ impl From<CircError> for AcqError {
                 message: other.to_string(),
             },
         }
+    }
+}
+
+impl App {
+    /// The `claims` job: order lines sent more than `jobs.claim_after_days`
+    /// ago and not wholly received, per vendor, as `claims-DATE.csv` in the
+    /// day's output folder — the list to chase the vendors with.
+    pub(crate) async fn claims_job(
+        &self,
+        slot: i64,
+    ) -> Result<crate::jobs::JobOutcome, crate::jobs::JobError> {
+        #[derive(Serialize)]
+        struct ClaimRow {
+            vendor: String,
+            vendor_name: String,
+            vendor_email: String,
+            order_line: i64,
+            record_id: i64,
+            title: String,
+            ordered: i64,
+            received: i64,
+            ordered_on: String,
+            days: i64,
+        }
+        let day_ms = 86_400_000;
+        let before = slot - i64::from(self.jobs.claim_after_days) * day_ms;
+        let lines = self.store.late_order_lines(before).await?;
+        let vendors = self.store.vendors().await?;
+        let ids: Vec<i64> = lines.iter().map(|l| l.record_id).collect();
+        let titles: std::collections::HashMap<i64, String> = self
+            .store
+            .record_summaries(&ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.title))
+            .collect();
+        let tz = self.circulation.time_zone;
+        let rows: Vec<ClaimRow> = lines
+            .iter()
+            .map(|l| {
+                let v = vendors.iter().find(|v| v.id == l.vendor_id);
+                ClaimRow {
+                    vendor: v.map(|v| v.code.clone()).unwrap_or_default(),
+                    vendor_name: v.map(|v| v.name.clone()).unwrap_or_default(),
+                    vendor_email: v.and_then(|v| v.email.clone()).unwrap_or_default(),
+                    order_line: l.id,
+                    record_id: l.record_id,
+                    title: titles.get(&l.record_id).cloned().unwrap_or_default(),
+                    ordered: l.quantity,
+                    received: l.received,
+                    ordered_on: chrono::DateTime::from_timestamp_millis(l.created_at)
+                        .map(|d| d.with_timezone(&tz).date_naive().to_string())
+                        .unwrap_or_default(),
+                    days: (slot - l.created_at) / day_ms,
+                }
+            })
+            .collect();
+        let today = self.slot_date(slot);
+        let path = self.output_dir(today)?.join(format!("claims-{today}.csv"));
+        crate::printing::write_whole(
+            &path,
+            &crate::printing::csv_bytes(
+                &rows,
+                &[
+                    "vendor",
+                    "vendor_name",
+                    "vendor_email",
+                    "order_line",
+                    "record_id",
+                    "title",
+                    "ordered",
+                    "received",
+                    "ordered_on",
+                    "days",
+                ],
+            )?,
+        )?;
+        if !rows.is_empty() {
+            tracing::warn!(
+                lines = rows.len(),
+                "order lines to claim from their vendors"
+            );
+        }
+        let mut outcome = crate::jobs::JobOutcome::default();
+        outcome.count("claims", rows.len() as u64);
+        outcome.outputs.push(path.display().to_string());
+        Ok(outcome)
     }
 }

@@ -36,13 +36,14 @@ fn process_alive(owner: &str) -> bool {
 }
 
 /// The jobs Shoko has, by name.
-pub const JOBS: [&str; 6] = [
+pub const JOBS: [&str; 7] = [
     "notices",
     "pick_lists",
     "hold_shelf",
     "reports",
     "capacity",
     "backup",
+    "claims",
 ];
 
 /// Why a job could not run or failed.
@@ -133,6 +134,7 @@ impl App {
             "reports" => &j.reports,
             "capacity" => &j.capacity,
             "backup" => &j.backup,
+            "claims" => &j.claims,
             other => return Err(JobError::Unknown(other.into())),
         })
     }
@@ -300,6 +302,7 @@ impl App {
             "reports" => self.reports_job(slot).await,
             "capacity" => self.capacity_job().await,
             "backup" => self.backup_job(slot).await,
+            "claims" => self.claims_job(slot).await,
             other => Err(JobError::Unknown(other.into())),
         };
         let (status, counts, outputs, error) = match outcome {

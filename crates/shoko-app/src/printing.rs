@@ -112,7 +112,10 @@ fn barcode_svg(text: &str) -> Result<String, JobError> {
     Ok(svg)
 }
 
-fn csv_bytes<T: Serialize>(rows: &[T], header_only: &[&str]) -> Result<Vec<u8>, JobError> {
+pub(crate) fn csv_bytes<T: Serialize>(
+    rows: &[T],
+    header_only: &[&str],
+) -> Result<Vec<u8>, JobError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     if rows.is_empty() {
         w.write_record(header_only)

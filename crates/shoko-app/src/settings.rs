@@ -283,6 +283,10 @@ pub struct JobsSettings {
     /// An online backup into `operations.backup_dir`, verified, keeping the
     /// newest `operations.backup_keep`.
     pub backup: JobSchedule,
+    /// The list of late orders to claim from the vendors.
+    pub claims: JobSchedule,
+    /// Days after an order line was made that it is late if not wholly received.
+    pub claim_after_days: u32,
     /// Tries of one scheduled run before it is given up (and alerted).
     pub max_attempts: u32,
     /// Wait before the first retry; each further retry waits twice as long.
@@ -310,6 +314,8 @@ impl Default for JobsSettings {
             reports: schedule("15 0 * * *"),
             capacity: schedule("0 * * * *"),
             backup: schedule("30 2 * * *"),
+            claims: schedule("0 6 * * 1"),
+            claim_after_days: 60,
             max_attempts: 4,
             retry_after_minutes: 5,
             courtesy_days: 3,

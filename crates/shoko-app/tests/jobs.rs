@@ -126,7 +126,8 @@ impl Library {
         let mut jobs = JobsSettings {
             output_dir: Some(out.path().to_owned()),
             capacity: off.clone(),
-            backup: off,
+            backup: off.clone(),
+            claims: off,
             ..Default::default()
         };
         if let Some(f) = font {
@@ -778,6 +779,67 @@ async fn the_capacity_job_samples_storage_and_the_backup_job_keeps_the_newest_ba
             !dir.join(format!("shoko-20261120-0230.{ext}.manifest.json"))
                 .exists()
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_claims_job_lists_orders_not_received_in_time_per_vendor() {
+    use shoko_app::acquisitions::{FundInput, OrderInput, VendorInput};
+    each_engine(|db| async move {
+        let out = tempfile::tempdir().expect("outputs");
+        let clock = Arc::new(ManualClock::new(tokyo(2026, 9, 1, 9, 0)));
+        let app = App::open(
+            db.url(),
+            &StoreOptions::default(),
+            &IndexOptions::default(),
+            Settings {
+                jobs: JobsSettings {
+                    output_dir: Some(out.path().to_owned()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            clock.clone(),
+        )
+        .await
+        .expect("app");
+        let file = fixtures().join("marc/loc/loc_books2016_jpn300.mrc");
+        app.import_files(&[file], InputFormat::Auto, Arc::new(Silent))
+            .await
+            .expect("import");
+        let me = App::system();
+        let vendor = app
+            .create_vendor(&me, VendorInput { code: "NAUKA".into(), name: "ナウカ".into(), contact: None, email: Some("order@nauka.example".into()), currency: None, discount_bp: None })
+            .await
+            .expect("vendor");
+        let fund = app
+            .create_fund(&me, FundInput { fiscal_year: 2026, code: "RUS".into(), name: "露文".into(), parent_id: None, allow_overspend: false })
+            .await
+            .expect("fund");
+        app.allocate(&me, fund.id, 50_000).await.expect("budget");
+        let record = app.store.record_ids_after(0, 1).await.expect("ids")[0];
+        let order = |quantity| OrderInput {
+            vendor_id: vendor.id, record_id: record, fund_id: fund.id, quantity, unit_price: 2_000,
+            campus: "MAIN".into(), location: None, item_type: Some("BOOK".into()), note: None,
+        };
+        let late = app.create_order(&me, order(2)).await.expect("order");
+        app.send_order(&me, late.id, None).await.expect("send");
+        app.receive(&me, late.id, &["NAUKA-1".to_owned()]).await.expect("one copy");
+        clock.advance(Duration::from_secs(40 * 86_400));
+        let recent = app.create_order(&me, order(1)).await.expect("order");
+        app.send_order(&me, recent.id, None).await.expect("send");
+        clock.advance(Duration::from_secs(25 * 86_400));
+        let run = app.run_job_now("claims").await.expect("run");
+        assert_eq!(run.status, "succeeded", "{run:?}");
+        assert_eq!(run.counts["claims"], 1, "only the line 65 days old: {run:?}");
+        let csv = std::fs::read_to_string(&run.outputs[0]).expect("claims file");
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("vendor,vendor_name,vendor_email,order_line,record_id,title,ordered,received,ordered_on,days"));
+        let row = lines.next().expect("a claim");
+        assert!(row.starts_with(&format!("NAUKA,ナウカ,order@nauka.example,{},{record},", late.id)), "{row}");
+        assert!(row.ends_with(",2,1,2026-09-01,65"), "{row}");
+        assert_eq!(lines.next(), None);
     })
     .await;
 }

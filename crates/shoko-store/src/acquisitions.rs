@@ -224,7 +224,7 @@ pub struct InvoiceRow {
     pub total: i64,
     /// The total in yen: what the funds pay.
     pub total_yen: i64,
-    /// `open` or `paid`.
+    /// `open`, `approved` or `paid`.
     pub status: String,
     /// When it was paid, Unix ms.
     pub paid_at: Option<i64>,
@@ -789,6 +789,20 @@ impl WriteTx {
         .await
     }
 
+    /// Marks an invoice approved for payment.
+    pub async fn set_invoice_approved(&self, id: i64) -> Result<(), StoreError> {
+        self.txn
+            .execute(
+                &Query::update()
+                    .table("invoices")
+                    .value("status", "approved")
+                    .and_where(Expr::col("id").eq(id))
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Marks an invoice paid.
     pub async fn set_invoice_paid(&self, id: i64) -> Result<(), StoreError> {
         self.txn
@@ -870,6 +884,23 @@ impl Store {
         }
         select.order_by("id", Order::Desc).limit(limit);
         self.acq_rows(&select, row_to_order).await
+    }
+
+    /// Order lines sent before `before` and not wholly received: what to
+    /// claim from the vendors.
+    pub async fn late_order_lines(&self, before: i64) -> Result<Vec<OrderLineRow>, StoreError> {
+        self.acq_rows(
+            &Query::select()
+                .columns(ORDER_COLUMNS)
+                .from("order_lines")
+                .and_where(Expr::col("status").is_in(["sent", "partly_received"]))
+                .and_where(Expr::col("created_at").lt(before))
+                .order_by("vendor_id", Order::Asc)
+                .order_by("id", Order::Asc)
+                .to_owned(),
+            row_to_order,
+        )
+        .await
     }
 
     /// Invoices, newest first.

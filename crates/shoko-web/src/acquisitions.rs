@@ -222,7 +222,19 @@ pub async fn create_invoice(
     ))
 }
 
-/// Pays an invoice from its lines' funds.
+/// Approves an invoice for payment.
+#[utoipa::path(post, path = "/api/v1/invoices/{id}/approve", tag = "acquisitions",
+    params(("id" = i64, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, description = "Approved", body = InvoiceRow), (status = 422, description = "Not open", body = ErrorBody)))]
+pub async fn approve(
+    State(app): State<App>,
+    Path(id): Path<i64>,
+    Who(caller): Who,
+) -> Result<Json<InvoiceRow>, ApiError> {
+    Ok(Json(app.approve_invoice(&caller, id).await?))
+}
+
+/// Pays an approved invoice from its lines' funds.
 #[utoipa::path(post, path = "/api/v1/invoices/{id}/pay", tag = "acquisitions",
     params(("id" = i64, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, description = "Paid", body = InvoiceRow), (status = 409, description = "A fund has not got the money", body = ErrorBody)))]

@@ -128,6 +128,7 @@ fn api(admission: &Arc<Admission>) -> OpenApiRouter<Web> {
             acquisitions::invoices,
             acquisitions::create_invoice
         ))
+        .routes(routes!(acquisitions::approve))
         .routes(routes!(acquisitions::pay))
         .routes(routes!(acquisitions::close_year))
 }

@@ -258,6 +258,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("number", "請求書番号", "Invoice number"),
     ("total", "合計", "Total"),
     ("pay", "支払", "Pay"),
+    ("approve", "承認", "Approve"),
     ("new_invoice", "請求書を登録", "New invoice"),
     ("order_line", "発注明細", "Order line"),
     ("gross", "金額（税抜・値引前）", "Amount before tax"),

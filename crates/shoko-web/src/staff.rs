@@ -539,7 +539,8 @@ pub async fn acquisitions(
             "received" => ("受入済", "Received"),
             "closed" => ("完了", "Closed"),
             "cancelled" => ("取消", "Cancelled"),
-            "open" => ("未払", "Open"),
+            "open" => ("未承認", "Open"),
+            "approved" => ("承認済・未払", "Approved"),
             "paid" => ("支払済", "Paid"),
             other => (other, other),
         };
@@ -804,6 +805,7 @@ pub async fn acquisitions_row(
                     f.barcodes.split_whitespace().map(str::to_owned).collect();
                 app.receive(&caller, id, &barcodes).await.map(|_| "saved")
             }
+            ("invoices", "approve") => app.approve_invoice(&caller, id).await.map(|_| "saved"),
             ("invoices", "pay") => app.pay_invoice(&caller, id).await.map(|_| "saved"),
             _ => Err(shoko_app::acquisitions::AcqError::NotFound(format!(
                 "{kind}/{action}"

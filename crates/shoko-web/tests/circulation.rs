@@ -1081,6 +1081,7 @@ fn the_openapi_document_describes_every_route_the_api_has() {
         ("post", "/api/v1/orders/{id}/cancel"),
         ("get", "/api/v1/invoices"),
         ("post", "/api/v1/invoices"),
+        ("post", "/api/v1/invoices/{id}/approve"),
         ("post", "/api/v1/invoices/{id}/pay"),
         ("post", "/api/v1/fiscal-years/{id}/close"),
     ];
@@ -1534,6 +1535,11 @@ async fn acquisitions_from_budget_to_payment_are_exact_to_the_yen_and_the_year_r
         .await;
         assert_eq!(s, StatusCode::CREATED, "{invoice}");
         assert_eq!((invoice["net"].as_i64(), invoice["tax"].as_i64(), invoice["total_yen"].as_i64()), (Some(12_000), Some(1_250), Some(13_750)));
+        let (s, early) = post(&format!("/api/v1/invoices/{}/pay", invoice["id"]), json!({})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "an invoice is approved before it is paid: {early}");
+        let (s, approved) = post(&format!("/api/v1/invoices/{}/approve", invoice["id"]), json!({})).await;
+        assert_eq!(s, StatusCode::OK, "{approved}");
+        assert_eq!(approved["status"], "approved");
         let (s, paid) = post(&format!("/api/v1/invoices/{}/pay", invoice["id"]), json!({})).await;
         assert_eq!(s, StatusCode::OK, "{paid}");
         let f = fund_of(&lib, &acq, 2026, "BOOKS").await;
@@ -1563,6 +1569,7 @@ async fn acquisitions_from_budget_to_payment_are_exact_to_the_yen_and_the_year_r
         assert_eq!(s, StatusCode::CREATED, "{inv}");
         // £25.00 × 188.50 = ¥4,712.5 → ¥4,713.
         assert_eq!(inv["total_yen"], 4_713);
+        post(&format!("/api/v1/invoices/{}/approve", inv["id"]), json!({})).await;
         let (s, _) = post(&format!("/api/v1/invoices/{}/pay", inv["id"]), json!({})).await;
         assert_eq!(s, StatusCode::OK);
         let f = fund_of(&lib, &acq, 2026, "BOOKS").await;
@@ -1640,6 +1647,8 @@ async fn two_invoices_paid_at_once_against_a_fund_with_room_for_one_pay_exactly_
             }))
             .await;
             assert_eq!(s, StatusCode::CREATED, "{inv}");
+            let (s, _) = post(format!("/api/v1/invoices/{}/approve", inv["id"]), json!({})).await;
+            assert_eq!(s, StatusCode::OK);
             invoices.push(inv["id"].as_i64().expect("id"));
         }
         let (a, b) = tokio::join!(
