@@ -252,6 +252,24 @@ impl App {
         Ok(self.begin(caller).await?)
     }
 
+    /// One acquisitions write: the permission, the transaction, an earlier
+    /// outcome under the same idempotency key returned as it was, else
+    /// `work` with its audit entries, committed on success and rolled back
+    /// on refusal.
+    async fn acq_write<T: Serialize + serde::de::DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        work: impl AsyncFnOnce(&mut WriteTx) -> Result<T, AcqError>,
+    ) -> Result<T, AcqError> {
+        let mut tx = self.acq_tx(caller).await?;
+        if let Some(done) = tx.replay::<T>().await? {
+            tx.abandon().await?;
+            return Ok(done);
+        }
+        let outcome = work(&mut tx).await;
+        self.acq_end(tx, outcome).await
+    }
+
     async fn acq_end<T: Serialize>(
         &self,
         tx: WriteTx,
@@ -275,12 +293,7 @@ impl App {
         caller: &Caller,
         v: VendorInput,
     ) -> Result<VendorRow, AcqError> {
-        let mut tx = self.acq_tx(caller).await?;
-        if let Some(done) = tx.replay::<VendorRow>().await? {
-            tx.abandon().await?;
-            return Ok(done);
-        }
-        let outcome = async {
+        self.acq_write(caller, async |tx: &mut WriteTx| {
             let code = v.code.trim();
             if code.is_empty() || code.len() > 40 {
                 return Err(invalid("code", "1 to 40 characters"));
@@ -312,19 +325,13 @@ impl App {
                 .ok_or_else(|| AcqError::Taken(format!("vendor code {code}")))?;
             tx.audit("vendor.create", "vendor", row.id, None::<&()>, Some(&row));
             Ok(row)
-        }
-        .await;
-        self.acq_end(tx, outcome).await
+        })
+        .await
     }
 
     /// Adds a fund to a fiscal year.
     pub async fn create_fund(&self, caller: &Caller, f: FundInput) -> Result<FundRow, AcqError> {
-        let mut tx = self.acq_tx(caller).await?;
-        if let Some(done) = tx.replay::<FundRow>().await? {
-            tx.abandon().await?;
-            return Ok(done);
-        }
-        let outcome = async {
+        self.acq_write(caller, async |tx: &mut WriteTx| {
             if !(2000..=2200).contains(&f.fiscal_year) {
                 return Err(invalid("fiscal_year", "a year such as 2026"));
             }
@@ -352,9 +359,8 @@ impl App {
                 .ok_or_else(|| AcqError::Taken(format!("fund {} in {}", f.code, f.fiscal_year)))?;
             tx.audit("fund.create", "fund", row.id, None::<&()>, Some(&row));
             Ok(row)
-        }
-        .await;
-        self.acq_end(tx, outcome).await
+        })
+        .await
     }
 
     /// Allocates money to a fund (negative: takes it back).
@@ -364,12 +370,7 @@ impl App {
         fund_id: i64,
         amount: i64,
     ) -> Result<FundRow, AcqError> {
-        let mut tx = self.acq_tx(caller).await?;
-        if let Some(done) = tx.replay::<FundRow>().await? {
-            tx.abandon().await?;
-            return Ok(done);
-        }
-        let outcome = async {
+        self.acq_write(caller, async |tx: &mut WriteTx| {
             let fund = tx
                 .fund(fund_id)
                 .await?
@@ -389,9 +390,8 @@ impl App {
                 .ok_or_else(|| AcqError::NotFound("fund".into()))?;
             tx.audit("fund.allocate", "fund", fund.id, Some(&fund), Some(&after));
             Ok(after)
-        }
-        .await;
-        self.acq_end(tx, outcome).await
+        })
+        .await
     }
 
     /// Moves money from one fund to another of the same year.
@@ -402,12 +402,7 @@ impl App {
         to: i64,
         amount: i64,
     ) -> Result<Vec<FundRow>, AcqError> {
-        let mut tx = self.acq_tx(caller).await?;
-        if let Some(done) = tx.replay::<Vec<FundRow>>().await? {
-            tx.abandon().await?;
-            return Ok(done);
-        }
-        let outcome = async {
+        self.acq_write(caller, async |tx: &mut WriteTx| {
             if amount <= 0 {
                 return Err(invalid("amount", "above zero"));
             }
@@ -450,9 +445,8 @@ impl App {
             ];
             tx.audit("fund.transfer", "fund", src.id, Some(&src), Some(&after));
             Ok(after)
-        }
-        .await;
-        self.acq_end(tx, outcome).await
+        })
+        .await
     }
 
     /// Adds an order line as a draft (nothing encumbered yet).
@@ -461,12 +455,7 @@ impl App {
         caller: &Caller,
         o: OrderInput,
     ) -> Result<OrderLineRow, AcqError> {
-        let mut tx = self.acq_tx(caller).await?;
-        if let Some(done) = tx.replay::<OrderLineRow>().await? {
-            tx.abandon().await?;
-            return Ok(done);
-        }
-        let outcome = async {
+        self.acq_write(caller, async |tx: &mut WriteTx| {
             if o.quantity <= 0 || o.quantity > 10_000 {
                 return Err(invalid("quantity", "1 to 10000"));
             }
@@ -516,9 +505,8 @@ impl App {
                 Some(&line),
             );
             Ok(line)
-        }
-        .await;
-        self.acq_end(tx, outcome).await
+        })
+        .await
     }
 
     fn receipt_spec(
@@ -555,12 +543,7 @@ impl App {
         id: i64,
         rate_micros: Option<i64>,
     ) -> Result<OrderLineRow, AcqError> {
-        let mut tx = self.acq_tx(caller).await?;
-        if let Some(done) = tx.replay::<OrderLineRow>().await? {
-            tx.abandon().await?;
-            return Ok(done);
-        }
-        let outcome = async {
+        self.acq_write(caller, async |tx: &mut WriteTx| {
             let line = tx
                 .order_line(id)
                 .await?
@@ -603,9 +586,8 @@ impl App {
             tx.update_order_line(&after).await?;
             tx.audit("order.send", "order_line", id, Some(&line), Some(&after));
             Ok(after)
-        }
-        .await;
-        self.acq_end(tx, outcome).await
+        })
+        .await
     }
 
     /// Receives copies of a sent line: one item per barcode at the line's
@@ -617,12 +599,7 @@ impl App {
         id: i64,
         barcodes: &[String],
     ) -> Result<Received, AcqError> {
-        let mut tx = self.acq_tx(caller).await?;
-        if let Some(done) = tx.replay::<Received>().await? {
-            tx.abandon().await?;
-            return Ok(done);
-        }
-        let outcome = async {
+        self.acq_write(caller, async |tx: &mut WriteTx| {
             let line = tx
                 .order_line(id)
                 .await?
@@ -676,19 +653,13 @@ impl App {
             tx.update_order_line(&after).await?;
             tx.audit("order.receive", "order_line", id, Some(&line), Some(&after));
             Ok(Received { line: after, items })
-        }
-        .await;
-        self.acq_end(tx, outcome).await
+        })
+        .await
     }
 
     /// Cancels a draft or sent line; its encumbrance is released.
     pub async fn cancel_order(&self, caller: &Caller, id: i64) -> Result<OrderLineRow, AcqError> {
-        let mut tx = self.acq_tx(caller).await?;
-        if let Some(done) = tx.replay::<OrderLineRow>().await? {
-            tx.abandon().await?;
-            return Ok(done);
-        }
-        let outcome = async {
+        self.acq_write(caller, async |tx: &mut WriteTx| {
             let line = tx
                 .order_line(id)
                 .await?
@@ -729,9 +700,8 @@ impl App {
             tx.update_order_line(&after).await?;
             tx.audit("order.cancel", "order_line", id, Some(&line), Some(&after));
             Ok(after)
-        }
-        .await;
-        self.acq_end(tx, outcome).await
+        })
+        .await
     }
 
     /// Records an invoice: totals with tax once per rate, converted to yen
@@ -742,12 +712,7 @@ impl App {
         caller: &Caller,
         inv: InvoiceInput,
     ) -> Result<InvoiceRow, AcqError> {
-        let mut tx = self.acq_tx(caller).await?;
-        if let Some(done) = tx.replay::<InvoiceRow>().await? {
-            tx.abandon().await?;
-            return Ok(done);
-        }
-        let outcome = async {
+        self.acq_write(caller, async |tx: &mut WriteTx| {
             if inv.lines.is_empty() {
                 return Err(invalid("lines", "an invoice has lines"));
             }
@@ -874,20 +839,14 @@ impl App {
             }
             tx.audit("invoice.create", "invoice", row.id, None::<&()>, Some(&row));
             Ok(row)
-        }
-        .await;
-        self.acq_end(tx, outcome).await
+        })
+        .await
     }
 
     /// Approves an invoice for payment (its lines checked against what
     /// was received by the person approving).
     pub async fn approve_invoice(&self, caller: &Caller, id: i64) -> Result<InvoiceRow, AcqError> {
-        let mut tx = self.acq_tx(caller).await?;
-        if let Some(done) = tx.replay::<InvoiceRow>().await? {
-            tx.abandon().await?;
-            return Ok(done);
-        }
-        let outcome = async {
+        self.acq_write(caller, async |tx: &mut WriteTx| {
             let invoice = tx
                 .invoice(id)
                 .await?
@@ -911,21 +870,15 @@ impl App {
                 Some(&after),
             );
             Ok(after)
-        }
-        .await;
-        self.acq_end(tx, outcome).await
+        })
+        .await
     }
 
     /// Pays an approved invoice: each line's yen amount is expended on its line's
     /// fund and the line's encumbrance released in proportion to the copies
     /// billed. A fund without the money refuses the whole payment.
     pub async fn pay_invoice(&self, caller: &Caller, id: i64) -> Result<InvoiceRow, AcqError> {
-        let mut tx = self.acq_tx(caller).await?;
-        if let Some(done) = tx.replay::<InvoiceRow>().await? {
-            tx.abandon().await?;
-            return Ok(done);
-        }
-        let outcome = async {
+        self.acq_write(caller, async |tx: &mut WriteTx| {
             let invoice = tx
                 .invoice(id)
                 .await?
@@ -1008,9 +961,8 @@ impl App {
                 .ok_or_else(|| AcqError::NotFound("invoice".into()))?;
             tx.audit("invoice.pay", "invoice", id, Some(&invoice), Some(&after));
             Ok(after)
-        }
-        .await;
-        self.acq_end(tx, outcome).await
+        })
+        .await
     }
 
     /// Closes a fiscal year: every fund's open encumbrance moves to the
@@ -1023,12 +975,7 @@ impl App {
         year: i64,
         carry_balance: &[String],
     ) -> Result<YearClosed, AcqError> {
-        let mut tx = self.acq_tx(caller).await?;
-        if let Some(done) = tx.replay::<YearClosed>().await? {
-            tx.abandon().await?;
-            return Ok(done);
-        }
-        let outcome = async {
+        self.acq_write(caller, async |tx: &mut WriteTx| {
             let funds = tx.funds_of_year(year).await?;
             if funds.is_empty() {
                 return Err(AcqError::NotFound(format!("funds of {year}")));
@@ -1091,9 +1038,8 @@ impl App {
                 Some(&done),
             );
             Ok(done)
-        }
-        .await;
-        self.acq_end(tx, outcome).await
+        })
+        .await
     }
 
     /// Vendors (acquisitions staff).
