@@ -543,6 +543,30 @@ pub async fn record(
     )
 }
 
+/// A MARC record's fields as the templates and the editor take them:
+/// `{tag, value}` for a control field, `{tag, ind1, ind2, subfields: [{code,
+/// value}]}` for a data field.
+pub(crate) fn marc_fields(record: &shoko_marc::Record) -> Vec<serde_json::Value> {
+    record
+        .fields
+        .iter()
+        .map(|f| match f {
+            shoko_marc::Field::Control { tag, value } => {
+                serde_json::json!({"tag": tag.to_string(), "value": value})
+            }
+            shoko_marc::Field::Data {
+                tag,
+                ind1,
+                ind2,
+                subfields,
+            } => serde_json::json!({
+                "tag": tag.to_string(), "ind1": ind1.to_string(), "ind2": ind2.to_string(),
+                "subfields": subfields.iter().map(|s| serde_json::json!({"code": s.code.to_string(), "value": s.value})).collect::<Vec<_>>(),
+            }),
+        })
+        .collect()
+}
+
 /// The MARC view of a record.
 pub async fn marc(State(app): State<App>, ctx: PageCtx, Path(id): Path<i64>) -> Response {
     let view = match app.record(id).await {
@@ -552,27 +576,7 @@ pub async fn marc(State(app): State<App>, ctx: PageCtx, Path(id): Path<i64>) -> 
         }
         Err(e) => return crate::error::ApiError::unexpected(e).into_response(),
     };
-    let fields: Vec<serde_json::Value> = view
-        .marc
-        .fields
-        .iter()
-        .map(|f| match f {
-            shoko_marc::Field::Control { tag, value } => serde_json::json!({
-                "tag": tag.to_string(), "ind": "", "subfields": [], "data": value,
-            }),
-            shoko_marc::Field::Data {
-                tag,
-                ind1,
-                ind2,
-                subfields,
-            } => serde_json::json!({
-                "tag": tag.to_string(),
-                "ind": format!("{}{}", ind1, ind2).replace(' ', "#"),
-                "subfields": subfields.iter().map(|s| (s.code.to_string(), s.value.clone())).collect::<Vec<_>>(),
-                "data": "",
-            }),
-        })
-        .collect();
+    let fields = marc_fields(&view.marc);
     ctx.page(
         "marc.html",
         "opac",

@@ -240,25 +240,7 @@ pub async fn record(
         }
         Err(e) => return crate::error::ApiError::unexpected(e).into_response(),
     };
-    let fields: Vec<serde_json::Value> = view
-        .marc
-        .fields
-        .iter()
-        .map(|f| match f {
-            shoko_marc::Field::Control { tag, value } => {
-                serde_json::json!({"tag": tag.to_string(), "value": value})
-            }
-            shoko_marc::Field::Data {
-                tag,
-                ind1,
-                ind2,
-                subfields,
-            } => serde_json::json!({
-                "tag": tag.to_string(), "ind1": ind1.to_string(), "ind2": ind2.to_string(),
-                "subfields": subfields.iter().map(|s| serde_json::json!({"code": s.code.to_string(), "value": s.value})).collect::<Vec<_>>(),
-            }),
-        })
-        .collect();
+    let fields = crate::opac::marc_fields(&view.marc);
     let editor_words: serde_json::Map<String, serde_json::Value> = [
         ("field", "フィールド", "Field"),
         ("tag", "タグ", "tag"),
