@@ -1725,7 +1725,7 @@ struct Invariant {
     repair: &'static [&'static str],
 }
 
-const INVARIANTS: [Invariant; 6] = [
+const INVARIANTS: [Invariant; 7] = [
     Invariant {
         name: "item on loan without an open loan",
         check: "SELECT barcode FROM items WHERE status = 'on_loan' AND NOT EXISTS \
@@ -1798,12 +1798,29 @@ const INVARIANTS: [Invariant; 6] = [
              (SELECT 1 FROM holds h WHERE h.item_id = items.id AND h.status = 'on_shelf')",
         ],
     },
+    Invariant {
+        name: "fund's encumbrance differs from its order lines'",
+        check: "SELECT code FROM funds WHERE encumbered <> \
+                (SELECT COALESCE(SUM(o.encumbered), 0) FROM order_lines o WHERE o.fund_id = funds.id)",
+        // The order lines are the promises; the fund's total follows them,
+        // with a ledger row saying so.
+        repair: &[
+            "INSERT INTO fund_ledger (fund_id, kind, amount, actor, at) SELECT id, 'repair', \
+             (SELECT COALESCE(SUM(o.encumbered), 0) FROM order_lines o WHERE o.fund_id = funds.id) - encumbered, \
+             'system', {now} FROM funds WHERE encumbered <> \
+             (SELECT COALESCE(SUM(o.encumbered), 0) FROM order_lines o WHERE o.fund_id = funds.id)",
+            "UPDATE funds SET encumbered = \
+             (SELECT COALESCE(SUM(o.encumbered), 0) FROM order_lines o WHERE o.fund_id = funds.id), \
+             updated_at = {now} WHERE encumbered <> \
+             (SELECT COALESCE(SUM(o.encumbered), 0) FROM order_lines o WHERE o.fund_id = funds.id)",
+        ],
+    },
 ];
 
 /// References that the foreign keys guard: (table, column, the table whose
 /// `id` it names). A row breaking one can only come from outside Shoko (an
 /// edit with foreign keys off, a damaged restore).
-const REFERENCES: [(&str, &str, &str); 11] = [
+const REFERENCES: [(&str, &str, &str); 17] = [
     ("items", "record_id", "records"),
     ("loans", "item_id", "items"),
     ("loans", "patron_id", "patrons"),
@@ -1815,6 +1832,12 @@ const REFERENCES: [(&str, &str, &str); 11] = [
     ("fine_payments", "fine_id", "fines"),
     ("notices", "patron_id", "patrons"),
     ("loans", "open_item_id", "items"),
+    ("order_lines", "vendor_id", "vendors"),
+    ("order_lines", "record_id", "records"),
+    ("order_lines", "fund_id", "funds"),
+    ("invoice_lines", "invoice_id", "invoices"),
+    ("invoice_lines", "order_line_id", "order_lines"),
+    ("fund_ledger", "fund_id", "funds"),
 ];
 
 impl Store {

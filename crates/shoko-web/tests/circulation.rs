@@ -1602,6 +1602,15 @@ async fn acquisitions_from_budget_to_payment_are_exact_to_the_yen_and_the_year_r
         let (s, _) = post(&format!("/api/v1/funds/{fund_id}/allocations"), json!({"amount": 1})).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "a closed year takes no money");
         lib.consistent().await;
+        // A fund whose total promise disagrees with its order lines is found
+        // by the check and recounted from them, with a ledger row.
+        db.execute_sql("UPDATE funds SET encumbered = encumbered + 777 WHERE fiscal_year = 2027").await;
+        let problems = lib.app.store.circulation_problems().await.expect("check");
+        assert_eq!(problems, ["fund's encumbrance differs from its order lines': BOOKS"], "{problems:?}");
+        let ctx = shoko_store::WriteCtx { actor: "system".into(), now: 0, idempotency: None };
+        lib.app.store.repair_circulation(&ctx).await.expect("repair");
+        lib.consistent().await;
+        assert_eq!(fund_of(&lib, &acq, 2027, "BOOKS").await["encumbered"], 11_000);
     })
     .await;
 }
