@@ -69,6 +69,13 @@ try {
   const balance = { allocated: await fund('allocated'), encumbered: await fund('encumbered'), expended: await fund('expended'), available: await fund('available') };
   check(JSON.stringify(balance) === JSON.stringify({ allocated: '100,000円', encumbered: '0円', expended: '6,930円', available: '93,070円' }), `balance ${JSON.stringify(balance)}`);
   report.balance = balance;
+  // The year end from the page: BOOKS carries its balance into next year.
+  await page.check('form[action="/staff/acquisitions/close"] input[value=BOOKS]');
+  await submit('form[action="/staff/acquisitions/close"]');
+  check((await page.textContent('#funds tr[data-fund="BOOKS"] td')).includes('BOOKS') && (await page.locator('#funds tr[data-fund="BOOKS"]', { hasText: '締め済' }).count()) === 1, 'the year is closed');
+  await page.goto(`${base}/staff/acquisitions?year=${Number(year) + 1}`);
+  check((await fund('available')) === '93,070円', `carried: ${await fund('available')}`);
+  await page.goto(`${base}/staff/acquisitions?year=${year}`);
   await page.addScriptTag({ content: axeSource });
   const axe = await page.evaluate(async () => await window.axe.run());
   const bad = axe.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');

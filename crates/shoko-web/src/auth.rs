@@ -441,10 +441,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for PageForm<T> {
 fn serde_urlencoded_fields<T: DeserializeOwned>(
     fields: &[(String, String)],
 ) -> Result<T, ApiError> {
+    // A name sent more than once (checkboxes) becomes one comma-joined value.
     let mut map = serde_json::Map::new();
     for (k, v) in fields {
-        map.entry(k.clone())
-            .or_insert_with(|| serde_json::Value::String(v.clone()));
+        match map.get_mut(k) {
+            Some(serde_json::Value::String(first)) => {
+                first.push(',');
+                first.push_str(v);
+            }
+            _ => {
+                map.insert(k.clone(), serde_json::Value::String(v.clone()));
+            }
+        }
     }
     serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
         ApiError::new(

@@ -658,6 +658,8 @@ pub struct AcqFields {
     gross: String,
     tax_bp: String,
     shipping: String,
+    to_fund_id: String,
+    carry: String,
 }
 
 /// A form of the acquisitions page sent.
@@ -669,6 +671,12 @@ pub async fn acquisitions_post(
 ) -> Response {
     use shoko_app::acquisitions as acq;
     let ja = ctx.ja;
+    let carried: Vec<String> = f
+        .carry
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
     let outcome: Result<&str, acq::AcqError> = async {
         match action.as_str() {
             "vendors" => {
@@ -725,6 +733,21 @@ pub async fn acquisitions_post(
                     },
                 )
                 .await?;
+                Ok("saved")
+            }
+            "transfers" => {
+                app.transfer(
+                    &caller,
+                    number("fund_id", &f.fund_id)?,
+                    number("to_fund_id", &f.to_fund_id)?,
+                    number("amount", &f.amount)?,
+                )
+                .await?;
+                Ok("saved")
+            }
+            "close" => {
+                app.close_year(&caller, number("year", &f.year)?, &carried)
+                    .await?;
                 Ok("saved")
             }
             "invoices" => {
