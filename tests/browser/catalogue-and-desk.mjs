@@ -145,6 +145,9 @@ try {
   // 4–6. The desk.
   const context = await browser.newContext({ locale: 'ja-JP', viewport: { width: 1200, height: 900 } });
   const page = await context.newPage();
+  // The README sends staff to /staff/: the desk, after the login.
+  await page.goto(`${base}/staff/`);
+  check(page.url().startsWith(`${base}/staff/login`), `/staff/ asks for a login: ${page.url()}`);
   await page.goto(`${base}/staff/desk`);
   await page.fill('#name', 'desk');
   await page.fill('#password', 'shoko-demo-desk');

@@ -188,6 +188,7 @@ fn pages_router(admission: &Arc<Admission>) -> axum::Router<Web> {
         .route("/my/requests", post(opac::place_request))
         .route("/my/preferences", post(opac::preferences))
         .route("/staff", get(staff::index))
+        .route("/staff/", get(staff::index))
         .route(
             "/staff/login",
             get(pages::login_form).post(pages::login_submit),
