@@ -626,6 +626,10 @@ impl RawHttp {
         };
         let head = std::str::from_utf8(&buf[..head_end])?;
         let status: u16 = head.get(9..12).context("a status line")?.parse()?;
+        // A server that says it closes (a refusal at accept) is not reused.
+        let closes = head
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case("connection: close"));
         let length: usize = head
             .lines()
             .find_map(|l| {
@@ -641,7 +645,7 @@ impl RawHttp {
             }
             buf.extend_from_slice(&chunk[..n]);
         }
-        if let Ok(mut idle) = self.idle.lock() {
+        if !closes && let Ok(mut idle) = self.idle.lock() {
             idle.push(conn);
         }
         Ok(status)

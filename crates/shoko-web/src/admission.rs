@@ -189,10 +189,16 @@ impl Admission {
     /// The client's address: the peer, or, when the peer is a trusted proxy,
     /// the last address it added to `X-Forwarded-For`.
     pub(crate) fn client_of(&self, request: &Request) -> IpAddr {
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        let extensions = request.extensions();
+        let peer = extensions
+            .get::<ConnectInfo<crate::listener::Peer>>()
+            .map(|c| c.0.0.ip())
+            .or_else(|| {
+                extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+            })
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         if !self.limits.trusted_proxies.contains(&peer) {
             return peer;
         }

@@ -8,6 +8,7 @@ pub mod admission;
 pub mod auth;
 mod circulation;
 mod error;
+pub mod listener;
 mod marc_json;
 mod opac;
 pub mod ops;
@@ -216,11 +217,14 @@ fn pages_router(admission: &Arc<Admission>) -> axum::Router<Web> {
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.
-/// `secure_cookies` marks the session cookie `Secure` (HTTPS in front).
+/// `secure_cookies` marks the session cookie `Secure` (HTTPS in front);
+/// above `max_connections` open at once a new connection is refused at
+/// accept (see [`listener`]).
 pub async fn serve(
     app: App,
     limits: Limits,
     secure_cookies: bool,
+    max_connections: usize,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -242,8 +246,9 @@ pub async fn serve(
             }
         }
     });
-    let service = router(app, admission, logins)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let service =
+        router(app, admission, logins).into_make_service_with_connect_info::<listener::Peer>();
+    let listener = listener::BoundedListener::new(listener, max_connections);
     let outcome = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -55,6 +55,9 @@ pub struct ServerConfig {
     /// On SIGTERM, SIGINT or SIGPWR: how long requests in flight may take to
     /// finish before the server stops without them.
     pub shutdown_grace_seconds: u64,
+    /// Connections open at once; above it a new one gets a canned 503 at
+    /// accept, before any HTTP is read. `None`: 256 per core.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +67,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             secure_cookies: true,
             shutdown_grace_seconds: 30,
+            max_connections: None,
         }
     }
 }

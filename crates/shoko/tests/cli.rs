@@ -1963,3 +1963,53 @@ async fn the_acquisitions_pages_take_an_order_from_budget_to_payment_in_a_browse
     })
     .await;
 }
+
+#[tokio::test]
+async fn connections_above_the_bound_get_a_503_at_once_and_the_server_serves_when_they_go() {
+    use std::io::{Read, Write};
+    let s = Shoko::new(TestDb::sqlite());
+    let mut cmd = s.command();
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SHOKO_SERVER__MAX_CONNECTIONS", "16");
+    let server = start(cmd);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let get = |stream: &mut std::net::TcpStream| {
+        write!(stream, "GET /health/live HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("send");
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).expect("answer");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    // Sixteen connections held open, each answered.
+    let mut held: Vec<std::net::TcpStream> = (0..16)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(&addr).expect("connect");
+            assert!(get(&mut c).starts_with("HTTP/1.1 200"));
+            c
+        })
+        .collect();
+    // The seventeenth is refused before any request is read.
+    let mut extra = std::net::TcpStream::connect(&addr).expect("connect");
+    let mut answer = String::new();
+    extra
+        .read_to_string(&mut answer)
+        .expect("the refusal, then the close");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.contains("retry-after: 1") && answer.contains("\"overloaded\""),
+        "{answer}"
+    );
+    // Once some go, new connections are served again.
+    held.truncate(8);
+    let mut served = None;
+    for _ in 0..2000 {
+        let mut c = std::net::TcpStream::connect(&addr).expect("connect");
+        let a = get(&mut c);
+        if a.starts_with("HTTP/1.1 200") {
+            served = Some(a);
+            break;
+        }
+    }
+    assert!(served.is_some(), "the server never served again");
+    drop(held);
+    drop(server);
+}
