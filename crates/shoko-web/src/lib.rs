@@ -248,7 +248,7 @@ pub async fn serve(
     });
     let service =
         router(app, admission, logins).into_make_service_with_connect_info::<listener::Peer>();
-    let listener = listener::BoundedListener::new(listener, max_connections);
+    let listener = listener::BoundedListener::new(listener, max_connections)?;
     let outcome = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -3,7 +3,8 @@
 //! once, before any HTTP is parsed: at ten times the server's capacity,
 //! parsing, routing and refusing each request in full took the server's
 //! core whole, and connections waited in the kernel's accept queue for
-//! seconds. Refusing at accept costs a write and a close.
+//! seconds. Refusing at accept, on a thread of its own, costs a write and a
+//! close.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -21,21 +22,67 @@ connection: close\r\n\
 content-length: 85\r\n\r\n\
 {\"error\":{\"code\":\"overloaded\",\"message\":\"the server is busy; try again in a moment\"}}";
 
-/// A listener that serves at most `max` connections at once.
+/// A listener that serves at most `max` connections at once. Connections
+/// are accepted, and refused above the bound, on a thread of their own: on
+/// a saturated core the operating system still gives it its share, so a
+/// refusal comes at once instead of after every request the server is
+/// working on.
 pub struct BoundedListener {
-    inner: TcpListener,
+    incoming: tokio::sync::mpsc::Receiver<(std::net::TcpStream, SocketAddr)>,
     open: Arc<AtomicUsize>,
-    max: usize,
+    local: SocketAddr,
 }
 
 impl BoundedListener {
-    /// Bounds `inner` to `max` open connections (at least 1).
-    pub fn new(inner: TcpListener, max: usize) -> BoundedListener {
-        BoundedListener {
-            inner,
-            open: Arc::new(AtomicUsize::new(0)),
-            max: max.max(1),
-        }
+    /// Bounds `inner` to `max` open connections (at least 1) and starts the
+    /// accepting thread; it ends with the server (the first connection after
+    /// the listener is dropped is closed and the thread returns).
+    pub fn new(inner: TcpListener, max: usize) -> std::io::Result<BoundedListener> {
+        let listener = inner.into_std()?;
+        listener.set_nonblocking(false)?;
+        let local = listener.local_addr()?;
+        let open = Arc::new(AtomicUsize::new(0));
+        let max = max.max(1);
+        let (tx, incoming) = tokio::sync::mpsc::channel(256);
+        let counter = Arc::clone(&open);
+        std::thread::Builder::new()
+            .name("shoko-accept".into())
+            .spawn(move || {
+                use std::io::Write;
+                for conn in listener.incoming() {
+                    let stream = match conn {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot accept a connection");
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                            continue;
+                        }
+                    };
+                    if tx.is_closed() {
+                        return;
+                    }
+                    if counter.load(Ordering::Relaxed) >= max {
+                        // A fresh socket's send buffer takes 200 bytes at once.
+                        let _ = stream.set_nonblocking(true);
+                        let _ = (&stream).write(REFUSAL);
+                        metrics::counter!("shoko_connections_refused_total").increment(1);
+                        continue;
+                    }
+                    let Ok(addr) = stream.peer_addr() else {
+                        continue;
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if tx.blocking_send((stream, addr)).is_err() {
+                        counter.fetch_sub(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            })?;
+        Ok(BoundedListener {
+            incoming,
+            open,
+            local,
+        })
     }
 }
 
@@ -110,15 +157,16 @@ impl axum::serve::Listener for BoundedListener {
 
     async fn accept(&mut self) -> (CountedStream, SocketAddr) {
         loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    if self.open.load(Ordering::Relaxed) >= self.max {
-                        // A fresh socket's send buffer takes 200 bytes at once.
-                        let _ = stream.try_write(REFUSAL);
-                        metrics::counter!("shoko_connections_refused_total").increment(1);
-                        continue;
-                    }
-                    self.open.fetch_add(1, Ordering::Relaxed);
+            let Some((stream, addr)) = self.incoming.recv().await else {
+                // The accepting thread is gone: nothing more will come.
+                std::future::pending::<()>().await;
+                continue;
+            };
+            let stream = stream
+                .set_nonblocking(true)
+                .and_then(|()| TcpStream::from_std(stream));
+            match stream {
+                Ok(stream) => {
                     let _ = stream.set_nodelay(true);
                     return (
                         CountedStream {
@@ -128,18 +176,16 @@ impl axum::serve::Listener for BoundedListener {
                         addr,
                     );
                 }
-                // Out of file descriptors and the like: wait a moment, as
-                // axum's own listener does, rather than spin.
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    self.open.fetch_sub(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "cannot take an accepted connection");
                 }
             }
         }
     }
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.local_addr()
+        Ok(self.local)
     }
 }
 
