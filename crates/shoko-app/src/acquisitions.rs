@@ -77,6 +77,17 @@ impl From<StoreError> for AcqError {
     }
 }
 
+/// `None` as "not found", naming what.
+trait OrMissing<T> {
+    fn or_missing(self, what: impl FnOnce() -> String) -> Result<T, AcqError>;
+}
+
+impl<T> OrMissing<T> for Option<T> {
+    fn or_missing(self, what: impl FnOnce() -> String) -> Result<T, AcqError> {
+        self.ok_or_else(|| AcqError::NotFound(what()))
+    }
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> AcqError {
     AcqError::Invalid {
         field,
@@ -339,10 +350,7 @@ impl App {
                 return Err(invalid("code", "empty"));
             }
             if let Some(p) = f.parent_id {
-                let parent = tx
-                    .fund(p)
-                    .await?
-                    .ok_or_else(|| AcqError::NotFound(format!("fund {p}")))?;
+                let parent = tx.fund(p).await?.or_missing(|| format!("fund {p}"))?;
                 if parent.fiscal_year != f.fiscal_year {
                     return Err(invalid("parent_id", "the parent fund is of another year"));
                 }
@@ -374,7 +382,7 @@ impl App {
             let fund = tx
                 .fund(fund_id)
                 .await?
-                .ok_or_else(|| AcqError::NotFound(format!("fund {fund_id}")))?;
+                .or_missing(|| format!("fund {fund_id}"))?;
             if fund.closed {
                 return Err(invalid("fund_id", "the fund's year is closed"));
             }
@@ -384,10 +392,7 @@ impl App {
                 .map_err(fund_error(&fund))?;
             tx.set_fund_balance(fund.id, balance, "allocation", amount, None, None)
                 .await?;
-            let after = tx
-                .fund(fund.id)
-                .await?
-                .ok_or_else(|| AcqError::NotFound("fund".into()))?;
+            let after = tx.fund(fund.id).await?.or_missing(|| "fund".into())?;
             tx.audit("fund.allocate", "fund", fund.id, Some(&fund), Some(&after));
             Ok(after)
         })
@@ -414,11 +419,11 @@ impl App {
             let a = tx
                 .fund(first)
                 .await?
-                .ok_or_else(|| AcqError::NotFound(format!("fund {first}")))?;
+                .or_missing(|| format!("fund {first}"))?;
             let b = tx
                 .fund(second)
                 .await?
-                .ok_or_else(|| AcqError::NotFound(format!("fund {second}")))?;
+                .or_missing(|| format!("fund {second}"))?;
             let (src, dst) = if a.id == from { (a, b) } else { (b, a) };
             if src.fiscal_year != dst.fiscal_year || src.closed || dst.closed {
                 return Err(invalid("to", "both funds must be of the same open year"));
@@ -436,12 +441,8 @@ impl App {
             tx.set_fund_balance(dst.id, inn, "transfer_in", amount, None, None)
                 .await?;
             let after = vec![
-                tx.fund(src.id)
-                    .await?
-                    .ok_or_else(|| AcqError::NotFound("fund".into()))?,
-                tx.fund(dst.id)
-                    .await?
-                    .ok_or_else(|| AcqError::NotFound("fund".into()))?,
+                tx.fund(src.id).await?.or_missing(|| "fund".into())?,
+                tx.fund(dst.id).await?.or_missing(|| "fund".into())?,
             ];
             tx.audit("fund.transfer", "fund", src.id, Some(&src), Some(&after));
             Ok(after)
@@ -465,11 +466,11 @@ impl App {
             let vendor = tx
                 .vendor(o.vendor_id)
                 .await?
-                .ok_or_else(|| AcqError::NotFound(format!("vendor {}", o.vendor_id)))?;
+                .or_missing(|| format!("vendor {}", o.vendor_id))?;
             let fund = tx
                 .fund(o.fund_id)
                 .await?
-                .ok_or_else(|| AcqError::NotFound(format!("fund {}", o.fund_id)))?;
+                .or_missing(|| format!("fund {}", o.fund_id))?;
             if fund.closed {
                 return Err(invalid("fund_id", "the fund's year is closed"));
             }
@@ -547,7 +548,7 @@ impl App {
             let line = tx
                 .order_line(id)
                 .await?
-                .ok_or_else(|| AcqError::NotFound(format!("order line {id}")))?;
+                .or_missing(|| format!("order line {id}"))?;
             if line.status != OrderStatus::Draft.code() {
                 return Err(AcqError::WrongState {
                     id,
@@ -558,7 +559,7 @@ impl App {
             let vendor = tx
                 .vendor(line.vendor_id)
                 .await?
-                .ok_or_else(|| AcqError::NotFound("vendor".into()))?;
+                .or_missing(|| "vendor".into())?;
             let currency =
                 Currency::parse(&line.currency).ok_or_else(|| invalid("currency", "unknown"))?;
             let cost = estimate(
@@ -568,10 +569,7 @@ impl App {
                 &currency,
                 rate_for(&currency, rate_micros)?,
             )?;
-            let fund = tx
-                .fund(line.fund_id)
-                .await?
-                .ok_or_else(|| AcqError::NotFound("fund".into()))?;
+            let fund = tx.fund(line.fund_id).await?.or_missing(|| "fund".into())?;
             let balance = fund
                 .balance()
                 .encumber(cost, fund.allow_overspend)
@@ -603,7 +601,7 @@ impl App {
             let line = tx
                 .order_line(id)
                 .await?
-                .ok_or_else(|| AcqError::NotFound(format!("order line {id}")))?;
+                .or_missing(|| format!("order line {id}"))?;
             let status =
                 OrderStatus::from_code(&line.status).ok_or_else(|| invalid("status", "unknown"))?;
             if !status.receivable() {
@@ -663,7 +661,7 @@ impl App {
             let line = tx
                 .order_line(id)
                 .await?
-                .ok_or_else(|| AcqError::NotFound(format!("order line {id}")))?;
+                .or_missing(|| format!("order line {id}"))?;
             let status =
                 OrderStatus::from_code(&line.status).ok_or_else(|| invalid("status", "unknown"))?;
             if !status.cancellable() {
@@ -674,10 +672,7 @@ impl App {
                 });
             }
             if line.encumbered > 0 {
-                let fund = tx
-                    .fund(line.fund_id)
-                    .await?
-                    .ok_or_else(|| AcqError::NotFound("fund".into()))?;
+                let fund = tx.fund(line.fund_id).await?.or_missing(|| "fund".into())?;
                 let balance = fund
                     .balance()
                     .release(Money(line.encumbered))
@@ -719,7 +714,7 @@ impl App {
             let vendor = tx
                 .vendor(inv.vendor_id)
                 .await?
-                .ok_or_else(|| AcqError::NotFound(format!("vendor {}", inv.vendor_id)))?;
+                .or_missing(|| format!("vendor {}", inv.vendor_id))?;
             let currency =
                 Currency::parse(&vendor.currency).ok_or_else(|| invalid("currency", "unknown"))?;
             let rate = rate_for(&currency, inv.rate_micros)?;
@@ -728,7 +723,7 @@ impl App {
                 let line = tx
                     .order_line(l.order_line_id)
                     .await?
-                    .ok_or_else(|| AcqError::NotFound(format!("order line {}", l.order_line_id)))?;
+                    .or_missing(|| format!("order line {}", l.order_line_id))?;
                 if line.vendor_id != vendor.id {
                     return Err(invalid(
                         "order_line_id",
@@ -830,7 +825,7 @@ impl App {
                 let line = tx
                     .order_line(l.order_line_id)
                     .await?
-                    .ok_or_else(|| AcqError::NotFound("order line".into()))?;
+                    .or_missing(|| "order line".into())?;
                 tx.update_order_line(&OrderLineRow {
                     invoiced: line.invoiced + l.quantity,
                     ..line
@@ -850,7 +845,7 @@ impl App {
             let invoice = tx
                 .invoice(id)
                 .await?
-                .ok_or_else(|| AcqError::NotFound(format!("invoice {id}")))?;
+                .or_missing(|| format!("invoice {id}"))?;
             if invoice.status != "open" {
                 return Err(invalid(
                     "invoice",
@@ -858,10 +853,7 @@ impl App {
                 ));
             }
             tx.set_invoice_approved(id).await?;
-            let after = tx
-                .invoice(id)
-                .await?
-                .ok_or_else(|| AcqError::NotFound("invoice".into()))?;
+            let after = tx.invoice(id).await?.or_missing(|| "invoice".into())?;
             tx.audit(
                 "invoice.approve",
                 "invoice",
@@ -882,7 +874,7 @@ impl App {
             let invoice = tx
                 .invoice(id)
                 .await?
-                .ok_or_else(|| AcqError::NotFound(format!("invoice {id}")))?;
+                .or_missing(|| format!("invoice {id}"))?;
             if invoice.status != "approved" {
                 return Err(invalid(
                     "invoice",
@@ -899,7 +891,7 @@ impl App {
                 let line = tx
                     .order_line(l.order_line_id)
                     .await?
-                    .ok_or_else(|| AcqError::NotFound("order line".into()))?;
+                    .or_missing(|| "order line".into())?;
                 fund_ids.push(line.fund_id);
             }
             fund_ids.sort_unstable();
@@ -911,11 +903,8 @@ impl App {
                 let line = tx
                     .order_line(l.order_line_id)
                     .await?
-                    .ok_or_else(|| AcqError::NotFound("order line".into()))?;
-                let fund = tx
-                    .fund(line.fund_id)
-                    .await?
-                    .ok_or_else(|| AcqError::NotFound("fund".into()))?;
+                    .or_missing(|| "order line".into())?;
+                let fund = tx.fund(line.fund_id).await?.or_missing(|| "fund".into())?;
                 if fund.closed {
                     return Err(invalid(
                         "fund",
@@ -955,10 +944,7 @@ impl App {
                 .await?;
             }
             tx.set_invoice_paid(id).await?;
-            let after = tx
-                .invoice(id)
-                .await?
-                .ok_or_else(|| AcqError::NotFound("invoice".into()))?;
+            let after = tx.invoice(id).await?.or_missing(|| "invoice".into())?;
             tx.audit("invoice.pay", "invoice", id, Some(&invoice), Some(&after));
             Ok(after)
         })
@@ -1014,16 +1000,8 @@ impl App {
                     moved += 1;
                 }
                 tx.close_fund(fund.id).await?;
-                closed.push(
-                    tx.fund(fund.id)
-                        .await?
-                        .ok_or_else(|| AcqError::NotFound("fund".into()))?,
-                );
-                opened.push(
-                    tx.fund(next.id)
-                        .await?
-                        .ok_or_else(|| AcqError::NotFound("fund".into()))?,
-                );
+                closed.push(tx.fund(fund.id).await?.or_missing(|| "fund".into())?);
+                opened.push(tx.fund(next.id).await?.or_missing(|| "fund".into())?);
             }
             let done = YearClosed {
                 closed,

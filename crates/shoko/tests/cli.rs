@@ -54,6 +54,44 @@ impl Shoko {
         child.wait_with_output().expect("shoko ends")
     }
 
+    /// Where a browser test writes its screenshots: `docs/screenshots` for
+    /// the default engine (SQLite), the test's own dir for the other.
+    fn screenshot_dir(&self) -> std::path::PathBuf {
+        if self.db.engine() == "sqlite" {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
+        } else {
+            self.dir.path().join("screenshots")
+        }
+    }
+
+    /// Runs `tests/browser/SCRIPT` with Node: the base URL, the screenshot
+    /// dir, then `args`.
+    fn browser(&self, script: &str, base: &str, args: &[&str]) -> Output {
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/browser")
+            .join(script);
+        Command::new("node")
+            .arg(&script)
+            .arg(base)
+            .arg(self.screenshot_dir())
+            .args(args)
+            .output()
+            .expect("node runs (scripts/install-test-deps installs the browser tests' packages)")
+    }
+
+    /// The JSON report a browser script prints last; the test fails with
+    /// the script's output when the script failed.
+    fn browser_report(&self, out: &Output) -> serde_json::Value {
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            self.db.engine(),
+            stdout(out),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(stdout(out).trim()).expect("the script's report")
+    }
+
     /// Adds a staff account with `shoko user add`.
     fn add_staff(&self, name: &str, role: &str) {
         let o = self.run_with_input(
@@ -1777,30 +1815,13 @@ async fn the_operations_page_shows_storage_and_findings_in_a_browser_in_japanese
             let run = s.run(&["jobs", "run", "capacity"]);
             assert!(run.status.success(), "{}", stdout(&run));
         }
-        // The screenshots in docs/ come from the default engine.
-        let shots = if s.db.engine() == "sqlite" {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
-        } else {
-            s.dir.path().join("screenshots")
-        };
-        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/browser/operations.mjs");
-        let out = Command::new("node")
-            .arg(&script)
-            .arg(&server.base)
-            .arg(&shots)
-            .args(["admin", "shoko-demo-admin"])
-            .output()
-            .expect("node runs (scripts/install-test-deps installs the browser tests' packages)");
-        assert!(
-            out.status.success(),
-            "{}: {}{}",
-            s.db.engine(),
-            stdout(&out),
-            String::from_utf8_lossy(&out.stderr)
+        let shots = s.screenshot_dir();
+        let out = s.browser(
+            "operations.mjs",
+            &server.base,
+            &["admin", "shoko-demo-admin"],
         );
-        let report: serde_json::Value =
-            serde_json::from_str(stdout(&out).trim()).expect("the script's report");
+        let report = s.browser_report(&out);
         assert_eq!(report["ja"]["charts"], 3, "{report}");
         for name in [
             "operations-ja.png",
@@ -1886,34 +1907,17 @@ async fn the_catalogue_and_the_desk_work_in_a_browser_and_the_desk_loses_no_scan
             "{}",
             String::from_utf8_lossy(&started.stderr)
         );
-        let shots = if s.db.engine() == "sqlite" {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
-        } else {
-            s.dir.path().join("screenshots")
-        };
-        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/browser/catalogue-and-desk.mjs");
-        let out = Command::new("node")
-            .arg(&script)
-            .arg(format!("http://{listen}"))
-            .arg(&shots)
-            .arg(env!("CARGO_BIN_EXE_shoko"))
-            .arg(s.dir.path())
-            .arg(s.db.url())
-            .arg(port.to_string())
-            .output()
-            .expect("node runs (scripts/install-test-deps installs the browser tests' packages)");
-        let stopped = s.run(&["stop"]);
-        assert!(
-            out.status.success(),
-            "{}: {}{}",
-            s.db.engine(),
-            stdout(&out),
-            String::from_utf8_lossy(&out.stderr)
+        let bin = env!("CARGO_BIN_EXE_shoko");
+        let data = s.dir.path().display().to_string();
+        let out = s.browser(
+            "catalogue-and-desk.mjs",
+            &format!("http://{listen}"),
+            &[bin, &data, s.db.url(), &port.to_string()],
         );
+        // Stopped before the verdict, so a failure leaves no server behind.
+        let stopped = s.run(&["stop"]);
+        let report = s.browser_report(&out);
         assert!(stopped.status.success());
-        let report: serde_json::Value =
-            serde_json::from_str(stdout(&out).trim()).expect("the script's report");
         assert_eq!(report["exactly_once"], true, "{report}");
         assert_eq!(
             report["steps"].as_array().map(Vec::len),
@@ -1934,28 +1938,8 @@ async fn the_acquisitions_pages_take_an_order_from_budget_to_payment_in_a_browse
         let mut cmd = s.command();
         cmd.args(["demo", "--listen", "127.0.0.1:0"]);
         let server = start(cmd);
-        let shots = if s.db.engine() == "sqlite" {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
-        } else {
-            s.dir.path().join("screenshots")
-        };
-        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/browser/acquisitions.mjs");
-        let out = Command::new("node")
-            .arg(&script)
-            .arg(&server.base)
-            .arg(&shots)
-            .output()
-            .expect("node runs");
-        assert!(
-            out.status.success(),
-            "{}: {}{}",
-            s.db.engine(),
-            stdout(&out),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: serde_json::Value =
-            serde_json::from_str(stdout(&out).trim()).expect("the script's report");
+        let out = s.browser("acquisitions.mjs", &server.base, &[]);
+        let report = s.browser_report(&out);
         assert_eq!(report["balance"]["available"], "93,070円", "{report}");
         drop(server);
         let check = s.run(&["check"]);
