@@ -29,6 +29,19 @@ pub struct UpgradeReport {
     pub backup: Option<PathBuf>,
 }
 
+impl UpgradeReport {
+    /// The schema is current: nothing was done.
+    fn nothing_to_do(before: SchemaState) -> UpgradeReport {
+        UpgradeReport {
+            before,
+            applied: Vec::new(),
+            seconds: 0.0,
+            problems: Vec::new(),
+            backup: None,
+        }
+    }
+}
+
 /// Runs the pending migrations on `store` and checks the result.
 async fn migrate_and_check(store: &Store, before: SchemaState) -> UpgradeReport {
     let mut problems = Vec::new();
@@ -73,13 +86,7 @@ pub async fn dry_run(url: &str, scratch: &Path) -> anyhow::Result<UpgradeReport>
     let (store, before) = Store::open_for_upgrade(url, &StoreOptions::default()).await?;
     if before.pending.is_empty() {
         store.close().await?;
-        return Ok(UpgradeReport {
-            before,
-            applied: Vec::new(),
-            seconds: 0.0,
-            problems: Vec::new(),
-            backup: None,
-        });
+        return Ok(UpgradeReport::nothing_to_do(before));
     }
     std::fs::create_dir_all(scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
@@ -106,13 +113,7 @@ pub async fn upgrade(url: &str, backup_dest: &Path) -> anyhow::Result<UpgradeRep
     let (store, before) = Store::open_for_upgrade(url, &StoreOptions::default()).await?;
     if before.pending.is_empty() {
         store.close().await?;
-        return Ok(UpgradeReport {
-            before,
-            applied: Vec::new(),
-            seconds: 0.0,
-            problems: Vec::new(),
-            backup: None,
-        });
+        return Ok(UpgradeReport::nothing_to_do(before));
     }
     backup::backup(&store, url, backup_dest)
         .await

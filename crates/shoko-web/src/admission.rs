@@ -7,7 +7,7 @@
 //! Staff and circulation routes are not behind this gate: a flood of
 //! catalogue searches never slows the circulation desk.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -189,16 +189,10 @@ impl Admission {
     /// The client's address: the peer, or, when the peer is a trusted proxy,
     /// the last address it added to `X-Forwarded-For`.
     pub(crate) fn client_of(&self, request: &Request) -> IpAddr {
-        let extensions = request.extensions();
-        let peer = extensions
+        let peer = request
+            .extensions()
             .get::<ConnectInfo<crate::listener::Peer>>()
-            .map(|c| c.0.0.ip())
-            .or_else(|| {
-                extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|c| c.0.ip())
-            })
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
         if !self.limits.trusted_proxies.contains(&peer) {
             return peer;
         }

@@ -27,8 +27,9 @@ fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A search URL for these parameters.
-fn search_url(q: &str, sort: &str, filters: &[String], offset: usize) -> String {
+/// A search URL for these parameters on the page at `base` (`/` or
+/// `/staff/catalogue`).
+fn search_url(base: &str, q: &str, sort: &str, filters: &[String], offset: usize) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
     s.append_pair("q", q);
     if !sort.is_empty() && sort != "relevance" {
@@ -40,7 +41,7 @@ fn search_url(q: &str, sort: &str, filters: &[String], offset: usize) -> String 
     if offset > 0 {
         s.append_pair("offset", &offset.to_string());
     }
-    format!("/?{}", s.finish())
+    format!("{base}?{}", s.finish())
 }
 
 fn campus_name(app: &App, ja: bool, code: &str) -> String {
@@ -205,9 +206,8 @@ pub(crate) async fn search_page(
     if get("q").is_none()
         && let Some((q, filters)) = advanced_query(&params)
     {
-        return Redirect::to(&search_url(&q, "", &filters, 0)).into_response();
+        return Redirect::to(&search_url(base, &q, "", &filters, 0)).into_response();
     }
-    let _ = base;
     let q = get("q").unwrap_or_default();
     let sort = get("sort").unwrap_or_else(|| "relevance".into());
     let offset: usize = get("offset")
@@ -221,8 +221,10 @@ pub(crate) async fn search_page(
         .collect();
     let mut extra = serde_json::json!({
         "q": q,
+        "base": base,
+        "record_base": if area == "staff" { "/staff/records/" } else { "/records/" },
         "lang_query": if q.is_empty() { String::new() } else {
-            search_url(&q, &sort, &filters, offset).trim_start_matches("/?").to_owned() + "&"
+            search_url(base, &q, &sort, &filters, offset).split_once('?').map_or(String::new(), |(_, q)| q.to_owned()) + "&"
         },
     });
     if q.trim().is_empty() {
@@ -265,7 +267,7 @@ pub(crate) async fn search_page(
             serde_json::json!({
                 "value": f,
                 "label": format!("{}: {}", facet_title(ja, name), facet_label(&app, ja, name, value)),
-                "remove": search_url(&q, &sort, &rest, 0),
+                "remove": search_url(base, &q, &sort, &rest, 0),
             })
         })
         .collect();
@@ -283,7 +285,7 @@ pub(crate) async fn search_page(
                     serde_json::json!({
                         "label": facet_label(&app, ja, name, &v.value),
                         "count": v.count,
-                        "href": search_url(&q, &sort, &with, 0),
+                        "href": search_url(base, &q, &sort, &with, 0),
                     })
                 })
                 .collect();
@@ -368,13 +370,13 @@ pub(crate) async fn search_page(
     e.insert(
         "prev".into(),
         (offset > 0)
-            .then(|| search_url(&q, &sort, &filters, offset.saturating_sub(PAGE)))
+            .then(|| search_url(base, &q, &sort, &filters, offset.saturating_sub(PAGE)))
             .into(),
     );
     e.insert(
         "next".into(),
         (last < result.total)
-            .then(|| search_url(&q, &sort, &filters, offset + PAGE))
+            .then(|| search_url(base, &q, &sort, &filters, offset + PAGE))
             .into(),
     );
     ctx.page("search.html", area, extra)

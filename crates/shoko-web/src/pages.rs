@@ -314,13 +314,19 @@ const WORDS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// A table of (key, Japanese, English) in one language, as a JSON object.
+pub(crate) fn word_map(ja: bool, table: &[(&str, &str, &str)]) -> serde_json::Value {
+    serde_json::Value::Object(
+        table
+            .iter()
+            .map(|(k, j, e)| ((*k).to_owned(), (if ja { *j } else { *e }).into()))
+            .collect(),
+    )
+}
+
 /// The words of the pages in one language, for the templates' `t`.
 fn words(ja: bool) -> serde_json::Value {
-    let map: serde_json::Map<String, serde_json::Value> = WORDS
-        .iter()
-        .map(|(k, j, e)| ((*k).to_owned(), (if ja { *j } else { *e }).into()))
-        .collect();
-    serde_json::Value::Object(map)
+    word_map(ja, WORDS)
 }
 
 /// One word in one language.

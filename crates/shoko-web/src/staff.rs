@@ -30,32 +30,31 @@ pub async fn desk(State(app): State<App>, ctx: PageCtx, Who(caller): Who) -> Res
         return r;
     }
     let ja = ctx.ja;
-    let desk_words: serde_json::Map<String, serde_json::Value> = [
-        ("checkout", "貸出", "Check out"),
-        ("checkin", "返却", "Check in"),
-        ("waiting", "送信待ち", "waiting"),
-        ("refused", "できません", "refused"),
-        ("due", "返却期限", "due"),
-        ("shelve", "配架へ", "Back to the shelf"),
-        (
-            "hold_for",
-            "予約棚へ: {patron} さん（{campus}）",
-            "Hold shelf: for {patron} at {campus}",
-        ),
-        ("transit_to", "{campus} へ輸送", "Transit to {campus}"),
-        ("fine", "延滞料", "fine"),
-        ("loans", "貸出中", "loans"),
-        ("no_patron", "利用者が見つかりません", "no such patron"),
-        (
-            "login_again",
-            "ログインし直してください（読み取り分は保存されています）",
-            "Log in again (scans are kept)",
-        ),
-    ]
-    .iter()
-    .map(|(k, j, e)| ((*k).to_owned(), (if ja { *j } else { *e }).into()))
-    .collect();
-    let mut desk_words = serde_json::Value::Object(desk_words);
+    let mut desk_words = crate::pages::word_map(
+        ja,
+        &[
+            ("checkout", "貸出", "Check out"),
+            ("checkin", "返却", "Check in"),
+            ("waiting", "送信待ち", "waiting"),
+            ("refused", "できません", "refused"),
+            ("due", "返却期限", "due"),
+            ("shelve", "配架へ", "Back to the shelf"),
+            (
+                "hold_for",
+                "予約棚へ: {patron} さん（{campus}）",
+                "Hold shelf: for {patron} at {campus}",
+            ),
+            ("transit_to", "{campus} へ輸送", "Transit to {campus}"),
+            ("fine", "延滞料", "fine"),
+            ("loans", "貸出中", "loans"),
+            ("no_patron", "利用者が見つかりません", "no such patron"),
+            (
+                "login_again",
+                "ログインし直してください（読み取り分は保存されています）",
+                "Log in again (scans are kept)",
+            ),
+        ],
+    );
     desk_words["offline"] = word(ja, "offline").into();
     let campus_list = campuses(&app, ja);
     ctx.page(
@@ -241,30 +240,62 @@ pub async fn record(
         Err(e) => return crate::error::ApiError::unexpected(e).into_response(),
     };
     let fields = crate::opac::marc_fields(&view.marc);
-    let editor_words: serde_json::Map<String, serde_json::Value> = [
-        ("field", "フィールド", "Field"),
-        ("tag", "タグ", "tag"),
-        ("value", "値", "value"),
-        ("ind1", "第1指示子", "first indicator"),
-        ("ind2", "第2指示子", "second indicator"),
-        ("code", "サブフィールド識別子", "subfield code"),
-        ("add_subfield", "サブフィールドを追加", "add a subfield"),
-        ("remove_field", "フィールドを削除", "remove the field"),
-        ("remove_subfield", "サブフィールドを削除", "remove the subfield"),
-        ("bad_tag", "タグは英数字3文字です", "a tag is 3 letters or digits"),
-        ("bad_ind", "指示子は数字・英小文字・空白の1文字です", "an indicator is one digit, lower-case letter or blank"),
-        ("bad_code", "識別子は英小文字か数字の1文字です", "a subfield code is one lower-case letter or digit"),
-        ("empty", "空です", "is empty"),
-        ("no_subfields", "サブフィールドがありません", "has no subfields"),
-        ("need_title", "245 $a（書名）が必要です", "a title (245 $a) is needed"),
-        ("saving", "保存しています…", "Saving…"),
-        ("saved", "保存しました", "Saved"),
-        ("conflict", "他の人が先に変更しました。再読み込みして確認してください（入力内容は下書きに残っています）", "Someone changed it meanwhile: reload to see their change (your edit is kept as a draft)"),
-        ("offline", "サーバーに接続できません。入力内容は下書きに残っています", "The server cannot be reached; your edit is kept as a draft"),
-    ]
-    .iter()
-    .map(|(k, j, e)| ((*k).to_owned(), (if ja { *j } else { *e }).into()))
-    .collect();
+    let editor_words = crate::pages::word_map(
+        ja,
+        &[
+            ("field", "フィールド", "Field"),
+            ("tag", "タグ", "tag"),
+            ("value", "値", "value"),
+            ("ind1", "第1指示子", "first indicator"),
+            ("ind2", "第2指示子", "second indicator"),
+            ("code", "サブフィールド識別子", "subfield code"),
+            ("add_subfield", "サブフィールドを追加", "add a subfield"),
+            ("remove_field", "フィールドを削除", "remove the field"),
+            (
+                "remove_subfield",
+                "サブフィールドを削除",
+                "remove the subfield",
+            ),
+            (
+                "bad_tag",
+                "タグは英数字3文字です",
+                "a tag is 3 letters or digits",
+            ),
+            (
+                "bad_ind",
+                "指示子は数字・英小文字・空白の1文字です",
+                "an indicator is one digit, lower-case letter or blank",
+            ),
+            (
+                "bad_code",
+                "識別子は英小文字か数字の1文字です",
+                "a subfield code is one lower-case letter or digit",
+            ),
+            ("empty", "空です", "is empty"),
+            (
+                "no_subfields",
+                "サブフィールドがありません",
+                "has no subfields",
+            ),
+            (
+                "need_title",
+                "245 $a（書名）が必要です",
+                "a title (245 $a) is needed",
+            ),
+            ("saving", "保存しています…", "Saving…"),
+            ("saved", "保存しました", "Saved"),
+            (
+                "conflict",
+                "他の人が先に変更しました。再読み込みして確認してください（入力内容は下書きに残っています）",
+                "Someone changed it meanwhile: reload to see their change (your edit is kept as a draft)",
+            ),
+            (
+                "offline",
+                "サーバーに接続できません。入力内容は下書きに残っています",
+                "The server cannot be reached; your edit is kept as a draft",
+            ),
+        ],
+    );
     let campus_of = |code: &str| {
         app.settings
             .campuses
@@ -329,7 +360,7 @@ pub async fn record(
             "version": view.record.version,
             "leader": String::from_utf8_lossy(&view.marc.leader).into_owned(),
             "fields_json": serde_json::Value::from(fields).to_string(),
-            "editor_words": serde_json::Value::Object(editor_words).to_string(),
+            "editor_words": editor_words.to_string(),
             "items": items,
             "campuses": campuses(&app, ja),
             "locations": locations,

@@ -1697,3 +1697,34 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn the_staff_catalogue_keeps_its_searches_and_records_in_the_staff_client() {
+    let db = TestDb::sqlite();
+    let lib = Library::open(&db, CirculationSettings::default()).await;
+    lib.app.index_catch_up().await.expect("index");
+    let (status, page) = lib
+        .call(
+            Method::GET,
+            "/staff/catalogue?q=%E6%97%A5%E6%9C%AC",
+            Some(&lib.cataloguer),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let html = page.as_str().expect("a page");
+    assert!(
+        html.contains(r#"action="/staff/catalogue""#),
+        "the search box stays in the staff client"
+    );
+    assert!(
+        html.contains(r#"href="/staff/records/"#),
+        "hits open the record editor"
+    );
+    assert!(!html.contains(r#"href="/records/"#), "{html}");
+    let (_, public) = lib
+        .call(Method::GET, "/?q=%E6%97%A5%E6%9C%AC", None, None)
+        .await;
+    let public = public.as_str().expect("a page");
+    assert!(public.contains(r#"action="/""#) && public.contains(r#"href="/records/"#));
+}
