@@ -163,6 +163,12 @@ impl From<DbErr> for StoreError {
 
 fn is_storage_full(e: &DbErr) -> bool {
     use sea_orm::{RuntimeErr, sqlx};
+    // Whatever wrapper the driver's error came in (a commit, a pool
+    // connection), the operating system's words are in its text.
+    let text = e.to_string();
+    if text.contains("No space left on device") || text.contains("database or disk is full") {
+        return true;
+    }
     let runtime = match e {
         DbErr::Exec(r) | DbErr::Query(r) | DbErr::Conn(r) => r,
         _ => return false,

@@ -141,18 +141,7 @@ impl TestDb {
     /// Drops a PostgreSQL test database and the tablespace made for it by
     /// [`TestDb::postgres_in_tablespace`] (before its filesystem goes away).
     pub async fn drop_postgres(&self) {
-        let base = std::env::var("SHOKO_TEST_POSTGRES_URL").expect("PostgreSQL test server");
-        let name = self.url.rsplit('/').next().expect("database name");
-        let admin = Database::connect(base).await.expect("connect");
-        admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await
-            .expect("drop test database");
-        admin
-            .execute_unprepared(&format!("DROP TABLESPACE IF EXISTS {name}_space"))
-            .await
-            .expect("drop test tablespace");
-        admin.close().await.expect("close");
+        drop_postgres_database(&self.url).await;
     }
 
     /// Opens the store (running migrations) with the demo reference data.
@@ -166,6 +155,23 @@ impl TestDb {
             .expect("reference data");
         store
     }
+}
+
+/// Drops the PostgreSQL test database at `url` and the tablespace made for
+/// it by [`TestDb::postgres_in_tablespace`], if they are there.
+pub async fn drop_postgres_database(url: &str) {
+    let base = std::env::var("SHOKO_TEST_POSTGRES_URL").expect("PostgreSQL test server");
+    let name = url.rsplit('/').next().expect("database name");
+    let admin = Database::connect(base).await.expect("connect");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .expect("drop test database");
+    admin
+        .execute_unprepared(&format!("DROP TABLESPACE IF EXISTS {name}_space"))
+        .await
+        .expect("drop test tablespace");
+    admin.close().await.expect("close");
 }
 
 /// Whether this run includes PostgreSQL.
