@@ -190,6 +190,34 @@ fn is_storage_full(e: &DbErr) -> bool {
     }
 }
 
+/// Lets a SQLite connection back into the pool only when it is out of any
+/// transaction. SQLite rolls a transaction back by itself on some errors
+/// (`SQLITE_FULL` is the one a full disk gives); the driver then fails to
+/// roll back what is no longer there and keeps counting the transaction as
+/// open. The next transaction on that connection would be a savepoint inside
+/// a transaction that never commits: a write acknowledged and then lost when
+/// the connection closes, holding the write lock meanwhile. Such a
+/// connection is closed instead (which rolls back whatever it holds), and
+/// the pool opens a fresh one.
+fn sqlite_connection_in_step(
+    conn: &mut sea_orm::sqlx::SqliteConnection,
+    _: sea_orm::sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<bool, sea_orm::sqlx::Error>> + Send + '_>> {
+    use sea_orm::sqlx::Connection as _;
+    Box::pin(async move {
+        // A round trip to the connection's worker, so that the rollback a
+        // dropped transaction queued has run before the count is read.
+        drop(conn.lock_handle().await?);
+        let in_step = !conn.is_in_transaction();
+        if !in_step {
+            tracing::warn!(
+                "closing a database connection left inside a transaction after an error"
+            );
+        }
+        Ok(in_step)
+    })
+}
+
 /// Where a database's schema stands against this Shoko's migrations.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SchemaState {
@@ -283,6 +311,7 @@ impl Store {
                     // spent much of their time in those system calls.
                     .pragma("mmap_size", "4294967296")
             });
+            opts.map_sqlx_sqlite_pool_opts(|pool| pool.after_release(sqlite_connection_in_step));
         }
         let db = Database::connect(opts)
             .await
@@ -474,5 +503,80 @@ impl Store {
 
     fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One write inside `begin_write`, committed; its error if refused.
+    async fn write(store: &Store, sql: &str) -> Result<(), StoreError> {
+        let txn = store.begin_write().await?;
+        txn.execute_unprepared(sql).await?;
+        txn.commit().await
+    }
+
+    async fn count(store: &Store, sql: &str) -> i64 {
+        let row = store
+            .db
+            .query_one_raw(Statement::from_string(store.backend(), sql))
+            .await
+            .expect("count")
+            .expect("a row");
+        row.try_get_by_index(0).expect("a number")
+    }
+
+    // SQLite alone: it rolls a transaction back by itself on a full disk,
+    // which PostgreSQL never does behind its client's back.
+    #[tokio::test]
+    async fn a_write_after_sqlite_rolled_back_a_refused_one_is_committed_for_real() {
+        let db = shoko_testkit::TestDb::sqlite();
+        let options = StoreOptions {
+            max_connections: 1,
+            ..StoreOptions::default()
+        };
+        let store = Store::connect(db.url(), &options).await.expect("open");
+        store
+            .db
+            .execute_unprepared("CREATE TABLE t (x BLOB NOT NULL)")
+            .await
+            .expect("table");
+        // The one pooled connection may not grow the file: as full as a
+        // full disk, for that connection only.
+        let pages = count(&store, "PRAGMA page_count").await;
+        store
+            .db
+            .execute_unprepared(&format!("PRAGMA max_page_count = {pages}"))
+            .await
+            .expect("limit");
+        // Refused: SQLite rolls back the whole transaction by itself.
+        let refused = write(&store, "INSERT INTO t VALUES (randomblob(100000))").await;
+        assert!(
+            matches!(refused, Err(StoreError::StorageFull(_))),
+            "{refused:?}"
+        );
+        // On a connection that believed itself still in that transaction,
+        // this refusal would roll back to a savepoint and leave it open.
+        let _ = write(
+            &store,
+            "INSERT INTO t SELECT randomblob(100000) FROM (VALUES (1), (2))",
+        )
+        .await;
+        let _ = store
+            .db
+            .execute_unprepared("PRAGMA max_page_count = 1073741823")
+            .await;
+        write(&store, "INSERT INTO t VALUES ('kept')")
+            .await
+            .expect("a write once there is room");
+        // Acknowledged means committed: another connection sees it.
+        let other = Store::connect(db.url(), &StoreOptions::default())
+            .await
+            .expect("open again");
+        assert_eq!(
+            count(&other, "SELECT count(*) FROM t WHERE x = 'kept'").await,
+            1
+        );
     }
 }
