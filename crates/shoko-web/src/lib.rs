@@ -33,12 +33,23 @@ pub use auth::LoginLimits;
 pub use error::{ApiError, prefers_japanese};
 
 /// What every handler shares: the application, the search gate and the
-/// login throttles.
+/// login throttles. Cloned per request and layer, so one reference count.
 #[derive(Clone)]
-pub struct Web {
+pub struct Web(Arc<WebParts>);
+
+/// What a [`Web`] holds.
+pub struct WebParts {
     app: App,
     admission: Arc<Admission>,
     logins: Arc<LoginLimits>,
+}
+
+impl std::ops::Deref for Web {
+    type Target = WebParts;
+
+    fn deref(&self) -> &WebParts {
+        &self.0
+    }
 }
 
 impl axum::extract::FromRef<Web> for App {
@@ -146,11 +157,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(app: App, admission: Arc<Admission>, logins: Arc<LoginLimits>) -> Router {
     ops::prometheus();
     let (routes, doc) = api(&admission).split_for_parts();
-    let web = Web {
+    let web = Web(Arc::new(WebParts {
         app,
         admission,
         logins,
-    };
+    }));
     routes
         .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
         .merge(pages_router(&web.admission))
