@@ -22,6 +22,8 @@ use crate::{Store, StoreError, WriteCtx};
 pub(crate) struct Txn {
     txn: DatabaseTransaction,
     _turn: Option<OwnedMutexGuard<()>>,
+    /// SQLite's writer, whose log is flushed before a commit is done.
+    writer: Option<Arc<crate::SqliteWriter>>,
 }
 
 impl std::ops::Deref for Txn {
@@ -33,9 +35,20 @@ impl std::ops::Deref for Txn {
 }
 
 impl Txn {
-    /// Commits and gives up the turn.
+    /// Commits, gives up the turn, and returns once the commit is on disk
+    /// (on SQLite, after a flush of the log shared with the commits made
+    /// meanwhile: see `wal.rs`).
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        self.txn.commit().await?;
+        let Txn { txn, _turn, writer } = self;
+        txn.commit().await?;
+        drop(_turn);
+        if let Some(w) = writer {
+            w.wal.committed().await.map_err(|e| {
+                StoreError::Db(sea_orm::DbErr::Custom(format!(
+                    "the write-ahead log could not be flushed: {e}"
+                )))
+            })?;
+        }
         Ok(())
     }
 
@@ -338,18 +351,25 @@ impl Store {
     /// desks wait in order instead of polling SQLite's busy handler (which
     /// sleeps up to 100 ms between tries and left some writes waiting seconds).
     pub(crate) async fn begin_write(&self) -> Result<Txn, StoreError> {
-        let turn = match &self.writers {
-            Some(queue) => Some(Arc::clone(queue).lock_owned().await),
-            None => None,
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
         };
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await?;
-        Ok(Txn { txn, _turn: turn })
+        let Some(writer) = &self.writers else {
+            let txn = self.db.begin_with_options(options).await?;
+            return Ok(Txn {
+                txn,
+                _turn: None,
+                writer: None,
+            });
+        };
+        let turn = Arc::clone(&writer.turn).lock_owned().await;
+        let txn = writer.db.begin_with_options(options).await?;
+        Ok(Txn {
+            txn,
+            _turn: Some(turn),
+            writer: Some(Arc::clone(writer)),
+        })
     }
 
     /// Reserves `n` consecutive ids from a named counter, inside the caller's

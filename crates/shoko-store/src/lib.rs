@@ -12,6 +12,7 @@ mod catalogue;
 mod circulation;
 mod jobs;
 mod migrations;
+mod wal;
 mod write;
 
 use std::sync::Arc;
@@ -268,9 +269,21 @@ impl Default for StoreOptions {
 pub struct Store {
     db: DatabaseConnection,
     engine: Engine,
-    /// SQLite's writers wait here in order (SQLite allows one at a time);
-    /// `None` on PostgreSQL, which runs writers concurrently.
-    writers: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite's writer; `None` on PostgreSQL, which runs writers
+    /// concurrently, each transaction on a connection of the pool.
+    writers: Option<Arc<SqliteWriter>>,
+}
+
+/// SQLite's one writer (SQLite allows one at a time): transactions wait for
+/// their turn in order, run on the writer's own connection, and are
+/// acknowledged once the log that holds them is flushed ([`wal`]).
+pub(crate) struct SqliteWriter {
+    /// The turn, first come first served.
+    pub(crate) turn: Arc<tokio::sync::Mutex<()>>,
+    /// One connection with `synchronous=NORMAL`.
+    pub(crate) db: DatabaseConnection,
+    /// The shared flush.
+    pub(crate) wal: wal::WalSync,
 }
 
 impl Store {
@@ -292,25 +305,7 @@ impl Store {
         if engine == Engine::Sqlite {
             // WAL with synchronous=FULL: a commit is on disk when it returns,
             // so an acknowledged write survives kill -9 and power loss.
-            opts.map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
-                o.create_if_missing(true)
-                    // 16 KiB pages (set when the file is created): a catalogue
-                    // row with its MARC record is about 1 KiB, and the import
-                    // writes a quarter as many pages as with 4 KiB.
-                    .page_size(16384)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full)
-                    .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
-                    .pragma("cache_size", "-65536")
-                    // Checkpoint every 64 MiB of WAL (4,096 pages of 16 KiB).
-                    .pragma("wal_autocheckpoint", "4096")
-                    .pragma("temp_store", "memory")
-                    // Read pages through a memory map (up to 4 GiB) instead
-                    // of a read() per page: the desk's short transactions
-                    // spent much of their time in those system calls.
-                    .pragma("mmap_size", "4294967296")
-            });
+            opts.map_sqlx_sqlite_opts(|o| sqlite_options(o, SqliteSynchronous::Full));
             opts.map_sqlx_sqlite_pool_opts(|pool| pool.after_release(sqlite_connection_in_step));
         }
         let db = Database::connect(opts)
@@ -320,14 +315,74 @@ impl Store {
                 url: redact_url(url),
                 source,
             })?;
-        let writers = (engine == Engine::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let writers = if engine == Engine::Sqlite {
+            Some(Arc::new(SqliteWriter::open(url, options).await?))
+        } else {
+            None
+        };
         Ok(Store {
             db,
             engine,
             writers,
         })
     }
+}
 
+impl SqliteWriter {
+    /// Opens the writer's connection beside the pool's.
+    async fn open(url: &str, options: &StoreOptions) -> Result<SqliteWriter, StoreError> {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .sqlx_logging(false);
+        // The log is written at commit and flushed by [`wal::WalSync`]
+        // before the write is acknowledged.
+        opts.map_sqlx_sqlite_opts(|o| sqlite_options(o, SqliteSynchronous::Normal));
+        opts.map_sqlx_sqlite_pool_opts(|pool| pool.after_release(sqlite_connection_in_step));
+        let db = Database::connect(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                engine: Engine::Sqlite.name(),
+                url: redact_url(url),
+                source,
+            })?;
+        let file = url
+            .parse::<SqliteConnectOptions>()
+            .ok()
+            .map(|o| o.get_filename().to_owned())
+            .filter(|p| !p.as_os_str().is_empty() && p.as_os_str() != ":memory:");
+        Ok(SqliteWriter {
+            turn: Arc::new(tokio::sync::Mutex::new(())),
+            db,
+            wal: wal::WalSync::new(file.as_deref()),
+        })
+    }
+}
+
+/// The settings every SQLite connection of Shoko has; `synchronous` is
+/// FULL except on the writer's connection.
+fn sqlite_options(o: SqliteConnectOptions, synchronous: SqliteSynchronous) -> SqliteConnectOptions {
+    o.create_if_missing(true)
+        // 16 KiB pages (set when the file is created): a catalogue
+        // row with its MARC record is about 1 KiB, and the import
+        // writes a quarter as many pages as with 4 KiB.
+        .page_size(16384)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(synchronous)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        .pragma("cache_size", "-65536")
+        // Checkpoint every 64 MiB of WAL (4,096 pages of 16 KiB).
+        .pragma("wal_autocheckpoint", "4096")
+        .pragma("temp_store", "memory")
+        // Read pages through a memory map (up to 4 GiB) instead
+        // of a read() per page: the desk's short transactions
+        // spent much of their time in those system calls.
+        .pragma("mmap_size", "4294967296")
+}
+
+impl Store {
     /// Migrates a new database; refuses one whose schema is older or newer
     /// than this Shoko (an older one is upgraded by `shoko upgrade`, which
     /// takes a backup first, never behind the operator's back).
@@ -497,6 +552,9 @@ impl Store {
 
     /// Closes the pool, letting SQLite checkpoint its WAL.
     pub async fn close(self) -> Result<(), StoreError> {
+        if let Some(w) = &self.writers {
+            w.db.clone().close().await?;
+        }
         self.db.close().await?;
         Ok(())
     }
@@ -542,11 +600,11 @@ mod tests {
             .execute_unprepared("CREATE TABLE t (x BLOB NOT NULL)")
             .await
             .expect("table");
-        // The one pooled connection may not grow the file: as full as a
+        // The writer's one connection may not grow the file: as full as a
         // full disk, for that connection only.
+        let writer = &store.writers.as_ref().expect("SQLite's writer").db;
         let pages = count(&store, "PRAGMA page_count").await;
-        store
-            .db
+        writer
             .execute_unprepared(&format!("PRAGMA max_page_count = {pages}"))
             .await
             .expect("limit");
@@ -563,8 +621,7 @@ mod tests {
             "INSERT INTO t SELECT randomblob(100000) FROM (VALUES (1), (2))",
         )
         .await;
-        let _ = store
-            .db
+        let _ = writer
             .execute_unprepared("PRAGMA max_page_count = 1073741823")
             .await;
         write(&store, "INSERT INTO t VALUES ('kept')")
