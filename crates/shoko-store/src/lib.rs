@@ -297,24 +297,16 @@ impl Store {
     /// Connects with the durable settings, touching no schema.
     async fn connect(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         let engine = Engine::from_url(url)?;
-        let mut opts = ConnectOptions::new(url.to_owned());
-        opts.max_connections(options.max_connections)
-            .min_connections(1)
-            .acquire_timeout(options.acquire_timeout)
-            .sqlx_logging(false);
-        if engine == Engine::Sqlite {
-            // WAL with synchronous=FULL: a commit is on disk when it returns,
-            // so an acknowledged write survives kill -9 and power loss.
-            opts.map_sqlx_sqlite_opts(|o| sqlite_options(o, SqliteSynchronous::Full));
-            opts.map_sqlx_sqlite_pool_opts(|pool| pool.after_release(sqlite_connection_in_step));
-        }
-        let db = Database::connect(opts)
-            .await
-            .map_err(|source| StoreError::Open {
-                engine: engine.name(),
-                url: redact_url(url),
-                source,
-            })?;
+        // WAL with synchronous=FULL: a commit is on disk when it returns, so
+        // an acknowledged write survives kill -9 and power loss.
+        let db = pool(
+            url,
+            engine,
+            options.max_connections,
+            options.acquire_timeout,
+            SqliteSynchronous::Full,
+        )
+        .await?;
         let writers = if engine == Engine::Sqlite {
             Some(Arc::new(SqliteWriter::open(url, options).await?))
         } else {
@@ -331,22 +323,16 @@ impl Store {
 impl SqliteWriter {
     /// Opens the writer's connection beside the pool's.
     async fn open(url: &str, options: &StoreOptions) -> Result<SqliteWriter, StoreError> {
-        let mut opts = ConnectOptions::new(url.to_owned());
-        opts.max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(options.acquire_timeout)
-            .sqlx_logging(false);
         // The log is written at commit and flushed by [`wal::WalSync`]
         // before the write is acknowledged.
-        opts.map_sqlx_sqlite_opts(|o| sqlite_options(o, SqliteSynchronous::Normal));
-        opts.map_sqlx_sqlite_pool_opts(|pool| pool.after_release(sqlite_connection_in_step));
-        let db = Database::connect(opts)
-            .await
-            .map_err(|source| StoreError::Open {
-                engine: Engine::Sqlite.name(),
-                url: redact_url(url),
-                source,
-            })?;
+        let db = pool(
+            url,
+            Engine::Sqlite,
+            1,
+            options.acquire_timeout,
+            SqliteSynchronous::Normal,
+        )
+        .await?;
         let file = url
             .parse::<SqliteConnectOptions>()
             .ok()
@@ -358,6 +344,32 @@ impl SqliteWriter {
             wal: wal::WalSync::new(file.as_deref()),
         })
     }
+}
+
+/// A connection pool for `url` with Shoko's settings (`synchronous` on SQLite).
+async fn pool(
+    url: &str,
+    engine: Engine,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    synchronous: SqliteSynchronous,
+) -> Result<DatabaseConnection, StoreError> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(acquire_timeout)
+        .sqlx_logging(false);
+    if engine == Engine::Sqlite {
+        opts.map_sqlx_sqlite_opts(move |o| sqlite_options(o, synchronous));
+        opts.map_sqlx_sqlite_pool_opts(|pool| pool.after_release(sqlite_connection_in_step));
+    }
+    Database::connect(opts)
+        .await
+        .map_err(|source| StoreError::Open {
+            engine: engine.name(),
+            url: redact_url(url),
+            source,
+        })
 }
 
 /// The settings every SQLite connection of Shoko has; `synchronous` is
