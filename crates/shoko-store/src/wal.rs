@@ -25,7 +25,7 @@ pub(crate) struct WalSync {
     committed: AtomicU64,
     /// The highest commit number known to be on disk; held while flushing.
     flushed: Mutex<u64>,
-    /// Flushes done, for tests and metrics.
+    /// Flushes done (the tests count them).
     flushes: AtomicU64,
 }
 
