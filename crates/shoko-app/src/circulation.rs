@@ -339,8 +339,8 @@ impl App {
             .item_by_barcode(item_barcode.as_str())
             .await?
             .ok_or_else(|| CircError::NoItem(item_barcode.to_string()))?;
-        let patron = tx
-            .patron_by_barcode(patron_barcode)
+        let (patron, earliest_due) = tx
+            .patron_by_barcode_with_earliest_due(patron_barcode)
             .await?
             .ok_or_else(|| CircError::NoPatron(patron_barcode.to_owned()))?;
         let mut fulfilled_hold = None;
@@ -360,7 +360,7 @@ impl App {
                 });
             }
         }
-        if let Some(reason) = self.block(tx, &patron).await? {
+        if let Some(reason) = self.standing(&patron, earliest_due, tx.now())? {
             return Err(CircError::PatronBlocked(reason));
         }
         let terms = self.terms(&patron, &item)?.clone();
@@ -436,6 +436,15 @@ impl App {
             .await?
             .ok_or_else(|| CircError::NoItem(item_barcode.to_string()))?;
         let here = campus.to_string();
+        // Everything read before anything is written: the writes then go
+        // in one batch (see `WriteTx::later`). Closing the loan changes
+        // neither the item's transit nor its holds.
+        let transit = tx.open_transit(item.id).await?;
+        let trapping = tx.hold_trapping(item.id).await?;
+        let waiting = match trapping {
+            Some(_) => None,
+            None => tx.first_waiting_hold(item.record_id, item.id).await?,
+        };
         let mut loan_closed = None;
         let mut fine = None;
         if let Some(loan) = tx.open_loan_of_item(item.id).await? {
@@ -476,18 +485,18 @@ impl App {
             loan_closed = Some(closed);
         }
         let mut arrived = false;
-        if let Some(t) = tx.open_transit(item.id).await? {
+        if let Some(t) = transit {
             arrived = t.to_campus == here;
             tx.close_transit(t.id).await?;
         }
         let home = CampusCode::parse(&item.campus)
             .map_err(|e| corrupt(format!("item {}: {e}", item.id)))?;
-        let (routing, status) = match tx.hold_trapping(item.id).await? {
+        let (routing, status) = match trapping {
             Some(h) => {
                 self.route_to_hold(tx, &item, &h, campus, &["in_transit", "on_shelf"])
                     .await?
             }
-            None => match tx.first_waiting_hold(item.record_id, item.id).await? {
+            None => match waiting {
                 Some(h) => {
                     self.route_to_hold(tx, &item, &h, campus, &["waiting"])
                         .await?

@@ -394,7 +394,8 @@ impl WriteTx {
     ) -> Result<i64, StoreError> {
         insert.returning_col("id");
         let row = self
-            .txn
+            .txn()
+            .await?
             .query_one(&*insert)
             .await?
             .ok_or_else(|| StoreError::Corrupt("an insert returned no id".into()))?;
@@ -534,7 +535,8 @@ impl WriteTx {
         order_line_id: Option<i64>,
         invoice_id: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.txn
+        self.txn()
+            .await?
             .execute(
                 &Query::update()
                     .table("funds")
@@ -546,7 +548,8 @@ impl WriteTx {
                     .to_owned(),
             )
             .await?;
-        self.txn
+        self.txn()
+            .await?
             .execute(
                 &Query::insert()
                     .into_table("fund_ledger")
@@ -576,7 +579,8 @@ impl WriteTx {
 
     /// Marks a fund closed (a year end).
     pub async fn close_fund(&self, fund_id: i64) -> Result<(), StoreError> {
-        self.txn
+        self.txn()
+            .await?
             .execute(
                 &Query::update()
                     .table("funds")
@@ -649,7 +653,8 @@ impl WriteTx {
 
     /// Changes an order line's state.
     pub async fn update_order_line(&self, line: &OrderLineRow) -> Result<(), StoreError> {
-        self.txn
+        self.txn()
+            .await?
             .execute(
                 &Query::update()
                     .table("order_lines")
@@ -674,9 +679,12 @@ impl WriteTx {
         record_id: i64,
         item: &ItemSpec,
     ) -> Result<Option<StoredItem>, StoreError> {
-        if item_in(&self.txn, Expr::col("barcode").eq(item.barcode.as_str()))
-            .await?
-            .is_some()
+        if item_in(
+            self.txn().await?,
+            Expr::col("barcode").eq(item.barcode.as_str()),
+        )
+        .await?
+        .is_some()
         {
             return Ok(None);
         }
@@ -689,9 +697,13 @@ impl WriteTx {
                 .chain(["created_at", "updated_at"]),
         );
         insert.values_panic(item_values(record_id, item, self.ctx.now));
-        self.txn.execute(&insert).await?;
-        write_outbox(&self.txn, &[record_id], "upsert", self.ctx.now).await?;
-        item_in(&self.txn, Expr::col("barcode").eq(item.barcode.as_str())).await
+        self.txn().await?.execute(&insert).await?;
+        write_outbox(self.txn().await?, &[record_id], "upsert", self.ctx.now).await?;
+        item_in(
+            self.txn().await?,
+            Expr::col("barcode").eq(item.barcode.as_str()),
+        )
+        .await
     }
 
     /// Adds an invoice with its lines; `None` when the vendor's invoice
@@ -743,7 +755,8 @@ impl WriteTx {
             )
             .await?;
         for l in lines {
-            self.txn
+            self.txn()
+                .await?
                 .execute(
                     &Query::insert()
                         .into_table("invoice_lines")
@@ -791,7 +804,8 @@ impl WriteTx {
 
     /// Marks an invoice approved for payment.
     pub async fn set_invoice_approved(&self, id: i64) -> Result<(), StoreError> {
-        self.txn
+        self.txn()
+            .await?
             .execute(
                 &Query::update()
                     .table("invoices")
@@ -805,7 +819,8 @@ impl WriteTx {
 
     /// Marks an invoice paid.
     pub async fn set_invoice_paid(&self, id: i64) -> Result<(), StoreError> {
-        self.txn
+        self.txn()
+            .await?
             .execute(
                 &Query::update()
                     .table("invoices")

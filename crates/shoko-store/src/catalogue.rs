@@ -1158,7 +1158,19 @@ pub(crate) async fn write_outbox(
     op: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    for chunk in record_ids.chunks(ROWS_PER_INSERT) {
+    for insert in outbox_inserts(record_ids, op, now) {
+        txn.execute(&insert).await?;
+    }
+    Ok(())
+}
+
+/// The INSERTs of [`write_outbox`], for a caller that sends them itself.
+pub(crate) fn outbox_inserts<'a>(
+    record_ids: &'a [i64],
+    op: &'a str,
+    now: i64,
+) -> impl Iterator<Item = sea_orm::sea_query::InsertStatement> + 'a {
+    record_ids.chunks(ROWS_PER_INSERT).map(move |chunk| {
         let mut insert = Query::insert();
         insert
             .into_table("catalogue_outbox")
@@ -1166,9 +1178,8 @@ pub(crate) async fn write_outbox(
         for id in chunk {
             insert.values_panic([(*id).into(), op.into(), now.into()]);
         }
-        txn.execute(&insert).await?;
-    }
-    Ok(())
+        insert
+    })
 }
 
 pub(crate) fn item_values(record_id: i64, item: &ItemSpec, now: i64) -> Vec<SimpleExpr> {

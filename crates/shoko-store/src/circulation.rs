@@ -9,7 +9,7 @@ use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, LockType, Order, Query, Sele
 use sea_orm::{ConnectionTrait, QueryResult, Statement};
 use serde::Serialize;
 
-use crate::catalogue::{ITEM_COLUMNS, col, row_to_item, write_outbox};
+use crate::catalogue::{ITEM_COLUMNS, col, outbox_inserts, row_to_item};
 use crate::{Store, StoreError, StoredItem, WriteTx};
 
 /// A patron as stored (the password hash is read on its own).
@@ -507,20 +507,22 @@ impl WriteTx {
             .await?))
     }
 
-    /// Sets an item's status and queues its record for the index.
+    /// Sets an item's status and queues its record for the index (both
+    /// sent with the transaction's next statement: see [`WriteTx::later`]).
     pub async fn set_item_status(&self, item: &StoredItem, status: &str) -> Result<(), StoreError> {
-        self.txn
-            .execute(
-                &Query::update()
-                    .table("items")
-                    .value("status", status)
-                    .value("updated_at", self.ctx.now)
-                    .value("version", Expr::col("version").add(1))
-                    .and_where(Expr::col("id").eq(item.id))
-                    .to_owned(),
-            )
-            .await?;
-        write_outbox(&self.txn, &[item.record_id], "upsert", self.ctx.now).await
+        self.later(
+            &Query::update()
+                .table("items")
+                .value("status", status)
+                .value("updated_at", self.ctx.now)
+                .value("version", Expr::col("version").add(1))
+                .and_where(Expr::col("id").eq(item.id))
+                .to_owned(),
+        );
+        for insert in outbox_inserts(&[item.record_id], "upsert", self.ctx.now) {
+            self.later(&insert);
+        }
+        Ok(())
     }
 
     /// How many copies of a record are on the shelf now.
@@ -538,7 +540,8 @@ impl WriteTx {
 
     async fn count(&self, select: SelectStatement) -> Result<i64, StoreError> {
         let row = self
-            .txn
+            .txn()
+            .await?
             .query_one(&select)
             .await?
             .ok_or_else(|| StoreError::Corrupt("COUNT(*) gave no row".into()))?;
@@ -555,6 +558,30 @@ impl WriteTx {
     /// A patron by card barcode, locked for this transaction.
     pub async fn patron_by_barcode(&self, barcode: &str) -> Result<Option<PatronRow>, StoreError> {
         self.patron_where(Expr::col("barcode").eq(barcode)).await
+    }
+
+    /// A patron by card barcode, locked for this transaction, with the
+    /// earliest due date among its open loans (one statement, one index
+    /// seek for the date): what a checkout needs to judge the patron.
+    pub async fn patron_by_barcode_with_earliest_due(
+        &self,
+        barcode: &str,
+    ) -> Result<Option<(PatronRow, Option<i64>)>, StoreError> {
+        Ok(one(self
+            .all(
+                &Query::select()
+                    .columns(PATRON_COLUMNS)
+                    .expr(Expr::cust(
+                        "(SELECT due_at FROM loans WHERE open_patron_id = patrons.id \
+                         ORDER BY due_at LIMIT 1)",
+                    ))
+                    .from("patrons")
+                    .and_where(Expr::col("barcode").eq(barcode))
+                    .lock(LockType::Update)
+                    .to_owned(),
+                |r| Ok((row_to_patron(r)?, col(r, PATRON_COLUMNS.len())?)),
+            )
+            .await?))
     }
 
     async fn patron_where(
@@ -585,7 +612,8 @@ impl WriteTx {
         }
         let now = self.ctx.now;
         let row = self
-            .txn
+            .txn()
+            .await?
             .query_one(
                 &Query::insert()
                     .into_table("patrons")
@@ -625,7 +653,8 @@ impl WriteTx {
 
     /// Overwrites a patron's fields (not its counters).
     pub async fn update_patron(&self, id: i64, p: &PatronFields) -> Result<(), StoreError> {
-        self.txn
+        self.txn()
+            .await?
             .execute(
                 &Query::update()
                     .table("patrons")
@@ -651,7 +680,8 @@ impl WriteTx {
 
     /// Sets a patron's password hash.
     pub async fn set_patron_password(&self, id: i64, hash: &str) -> Result<(), StoreError> {
-        self.txn
+        self.txn()
+            .await?
             .execute(
                 &Query::update()
                     .table("patrons")
@@ -671,22 +701,20 @@ impl WriteTx {
         open_loans: i64,
         fines_owed: i64,
     ) -> Result<(), StoreError> {
-        self.txn
-            .execute(
-                &Query::update()
-                    .table("patrons")
-                    .value("open_loans", Expr::col("open_loans").add(open_loans))
-                    .value("fines_owed", Expr::col("fines_owed").add(fines_owed))
-                    .and_where(Expr::col("id").eq(id))
-                    .to_owned(),
-            )
-            .await?;
+        self.later(
+            &Query::update()
+                .table("patrons")
+                .value("open_loans", Expr::col("open_loans").add(open_loans))
+                .value("fines_owed", Expr::col("fines_owed").add(fines_owed))
+                .and_where(Expr::col("id").eq(id))
+                .to_owned(),
+        );
         Ok(())
     }
 
     /// The earliest due date among a patron's open loans (one index seek).
     pub async fn earliest_due(&self, patron_id: i64) -> Result<Option<i64>, StoreError> {
-        earliest_due_in(&*self.txn, patron_id).await
+        earliest_due_in(&**self.txn().await?, patron_id).await
     }
 
     // ---- loans ----
@@ -724,7 +752,8 @@ impl WriteTx {
     /// Opens a loan and counts it on the patron.
     pub async fn insert_loan(&self, l: &NewLoan) -> Result<LoanRow, StoreError> {
         let row = self
-            .txn
+            .txn()
+            .await?
             .query_one(
                 &Query::insert()
                     .into_table("loans")
@@ -784,7 +813,7 @@ impl WriteTx {
         if anonymise {
             update.value("patron_id", Option::<i64>::None);
         }
-        self.txn.execute(&update).await?;
+        self.later(&update);
         if let Some(p) = loan.patron_id {
             self.add_to_patron(p, -1, 0).await?;
         }
@@ -808,7 +837,7 @@ impl WriteTx {
         if recalled {
             update.value("recalled_at", self.ctx.now);
         }
-        self.txn.execute(&update).await?;
+        self.txn().await?.execute(&update).await?;
         Ok(())
     }
 
@@ -927,7 +956,8 @@ impl WriteTx {
     ) -> Result<HoldRow, StoreError> {
         let now = self.ctx.now;
         let row = self
-            .txn
+            .txn()
+            .await?
             .query_one(
                 &Query::insert()
                     .into_table("holds")
@@ -975,7 +1005,7 @@ impl WriteTx {
         if shelf_expires_at.is_some() {
             update.value("shelf_expires_at", shelf_expires_at);
         }
-        Ok(self.txn.execute(&update).await?.rows_affected() == 1)
+        Ok(self.txn().await?.execute(&update).await?.rows_affected() == 1)
     }
 
     // ---- transits ----
@@ -1005,7 +1035,8 @@ impl WriteTx {
         hold_id: Option<i64>,
     ) -> Result<TransitRow, StoreError> {
         let row = self
-            .txn
+            .txn()
+            .await?
             .query_one(
                 &Query::insert()
                     .into_table("transits")
@@ -1037,7 +1068,8 @@ impl WriteTx {
 
     /// Marks a transit arrived (or ended elsewhere).
     pub async fn close_transit(&self, transit_id: i64) -> Result<(), StoreError> {
-        self.txn
+        self.txn()
+            .await?
             .execute(
                 &Query::update()
                     .table("transits")
@@ -1063,7 +1095,8 @@ impl WriteTx {
     ) -> Result<FineRow, StoreError> {
         let now = self.ctx.now;
         let row = self
-            .txn
+            .txn()
+            .await?
             .query_one(
                 &Query::insert()
                     .into_table("fines")
@@ -1112,7 +1145,8 @@ impl WriteTx {
         amount: i64,
     ) -> Result<FineRow, StoreError> {
         let column = if kind == "waiver" { "waived" } else { "paid" };
-        self.txn
+        self.txn()
+            .await?
             .execute(
                 &Query::update()
                     .table("fines")
@@ -1122,7 +1156,8 @@ impl WriteTx {
                     .to_owned(),
             )
             .await?;
-        self.txn
+        self.txn()
+            .await?
             .execute(
                 &Query::insert()
                     .into_table("fine_payments")
@@ -1167,7 +1202,8 @@ impl WriteTx {
         }
         let now = self.ctx.now;
         let row = self
-            .txn
+            .txn()
+            .await?
             .query_one(
                 &Query::insert()
                     .into_table("staff_users")
@@ -1232,9 +1268,10 @@ impl WriteTx {
         if let Some(h) = password_hash {
             update.value("password_hash", h);
         }
-        self.txn.execute(&update).await?;
+        self.txn().await?.execute(&update).await?;
         if !active || password_hash.is_some() {
-            self.txn
+            self.txn()
+                .await?
                 .execute(
                     &Query::delete()
                         .from_table("sessions")

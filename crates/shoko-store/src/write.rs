@@ -7,7 +7,9 @@
 //! again with a different request is refused.
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Statement};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Statement, StatementBuilder,
+};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::catalogue::{Txn, col};
@@ -135,6 +137,20 @@ pub(crate) async fn record<T: Serialize>(
     audit: Vec<AuditEntry>,
     outcome: &T,
 ) -> Result<(), StoreError> {
+    for statement in record_statements(txn.get_database_backend(), ctx, audit, outcome) {
+        txn.execute_raw(statement).await?;
+    }
+    Ok(())
+}
+
+/// The statements that write the audit entries and remember the outcome.
+fn record_statements<T: Serialize>(
+    backend: DbBackend,
+    ctx: &WriteCtx,
+    audit: Vec<AuditEntry>,
+    outcome: &T,
+) -> Vec<Statement> {
+    let mut statements = Vec::with_capacity(2);
     let now = ctx.now;
     if !audit.is_empty() {
         let mut insert = Query::insert();
@@ -158,25 +174,26 @@ pub(crate) async fn record<T: Serialize>(
                 e.after.into(),
             ]);
         }
-        txn.execute(&insert).await?;
+        statements.push(backend.build(&insert));
     }
     if let Some(k) = &ctx.idempotency {
-        txn.execute(
-            &Query::insert()
-                .into_table("idempotency_keys")
-                .columns(["actor", "key", "fingerprint", "response", "created_at"])
-                .values_panic([
-                    ctx.actor.as_str().into(),
-                    k.key.as_str().into(),
-                    k.fingerprint.as_str().into(),
-                    json(outcome).into(),
-                    now.into(),
-                ])
-                .to_owned(),
-        )
-        .await?;
+        statements.push(
+            backend.build(
+                &Query::insert()
+                    .into_table("idempotency_keys")
+                    .columns(["actor", "key", "fingerprint", "response", "created_at"])
+                    .values_panic([
+                        ctx.actor.as_str().into(),
+                        k.key.as_str().into(),
+                        k.fingerprint.as_str().into(),
+                        json(outcome).into(),
+                        now.into(),
+                    ])
+                    .to_owned(),
+            ),
+        );
     }
-    Ok(())
+    statements
 }
 
 impl Store {
@@ -209,10 +226,21 @@ impl Store {
 
 /// A write in progress: one transaction with its actor, time, idempotency
 /// key and audit entries.
+///
+/// Writes whose outcome the operation does not look at (counters, status
+/// changes, outbox and audit rows) can be queued with [`WriteTx::later`]
+/// instead of run at once. The queue is sent before any other statement of
+/// the transaction, through [`WriteTx::txn`], and before the commit, so
+/// every read sees every earlier write and the order of writes is kept; it
+/// only saves waits. SQLite gets the whole queue in one call to its
+/// connection's worker thread (one round trip instead of one per statement,
+/// inside the single writer's turn); PostgreSQL gets the statements one
+/// after another, as before.
 pub struct WriteTx {
-    pub(crate) txn: Txn,
+    txn: Txn,
     pub(crate) ctx: WriteCtx,
     audit: Vec<AuditEntry>,
+    later: std::sync::Mutex<Vec<Statement>>,
 }
 
 impl Store {
@@ -224,6 +252,7 @@ impl Store {
             txn,
             ctx,
             audit: Vec::new(),
+            later: std::sync::Mutex::new(Vec::new()),
         })
     }
 }
@@ -234,12 +263,50 @@ impl WriteTx {
         self.ctx.now
     }
 
+    /// The transaction, once every queued write has been sent.
+    pub(crate) async fn txn(&self) -> Result<&Txn, StoreError> {
+        self.send_queued().await?;
+        Ok(&self.txn)
+    }
+
+    /// Queues a write, sent before the next statement or the commit.
+    pub(crate) fn later<S: StatementBuilder>(&self, statement: &S) {
+        let statement = self.txn.get_database_backend().build(statement);
+        self.queue().push(statement);
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Statement>> {
+        // Only this transaction's own task touches the queue; a panic while
+        // it was held cannot leave it half-written.
+        self.later.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn send_queued(&self) -> Result<(), StoreError> {
+        let queued = std::mem::take(&mut *self.queue());
+        match queued.len() {
+            0 => {}
+            1 => {
+                let statement = queued.into_iter().next().expect("one statement");
+                self.txn.execute_raw(statement).await?;
+            }
+            _ if self.txn.get_database_backend() == DbBackend::Sqlite => {
+                self.txn.execute_raw(joined(queued)).await?;
+            }
+            _ => {
+                for statement in queued {
+                    self.txn.execute_raw(statement).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn all<T>(
         &self,
         select: &SelectStatement,
         map: fn(&QueryResult) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        let rows = self.txn.query_all(select).await?;
+        let rows = self.txn().await?.query_all(select).await?;
         rows.iter().map(map).collect()
     }
 
@@ -247,7 +314,7 @@ impl WriteTx {
     /// `None` when this is the first. A key reused with a different request
     /// is refused.
     pub async fn replay<T: DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
-        replay(&self.txn, &self.ctx).await
+        replay(self.txn().await?, &self.ctx).await
     }
 
     /// Notes an audit entry, written when the transaction finishes.
@@ -266,21 +333,143 @@ impl WriteTx {
     /// Writes the audit entries, remembers `outcome` under the idempotency
     /// key, and commits.
     pub async fn finish<T: Serialize>(self, outcome: &T) -> Result<(), StoreError> {
-        record(&self.txn, &self.ctx, self.audit, outcome).await?;
-        self.txn.commit().await?;
+        let WriteTx {
+            txn,
+            ctx,
+            audit,
+            later,
+        } = self;
+        let backend = txn.get_database_backend();
+        let mut queued = later.into_inner().unwrap_or_else(|p| p.into_inner());
+        queued.extend(record_statements(backend, &ctx, audit, outcome));
+        let write = WriteTx {
+            txn,
+            ctx,
+            audit: Vec::new(),
+            later: std::sync::Mutex::new(queued),
+        };
+        write.send_queued().await?;
+        write.txn.commit().await?;
         Ok(())
     }
 
-    /// Gives up: nothing is written.
+    /// Gives up: nothing is written (queued writes are dropped unsent).
     pub async fn abandon(self) -> Result<(), StoreError> {
         self.txn.rollback().await?;
         Ok(())
     }
 }
 
+/// SQLite statements as one: their texts joined, their values in order
+/// (SQLite's `?` parameters are numbered across the statements of one call,
+/// and each statement keeps its own parameter limit).
+fn joined(statements: Vec<Statement>) -> Statement {
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for s in statements {
+        if !sql.is_empty() {
+            sql.push_str(";\n");
+        }
+        sql.push_str(&s.sql);
+        if let Some(v) = s.values {
+            values.extend(v.0);
+        }
+    }
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The store of this crate (the test kit's `store()` is of another
+    /// build of it).
+    async fn open(db: &shoko_testkit::TestDb) -> Store {
+        Store::open(db.url(), &crate::StoreOptions::default())
+            .await
+            .expect("open")
+    }
+
+    fn ctx() -> WriteCtx {
+        WriteCtx {
+            actor: "system".into(),
+            now: 1,
+            idempotency: None,
+        }
+    }
+
+    fn insert_counter(name: &str, value: Option<i64>) -> sea_orm::sea_query::InsertStatement {
+        Query::insert()
+            .into_table("counters")
+            .columns(["name", "value"])
+            .values_panic([name.into(), value.into()])
+            .to_owned()
+    }
+
+    async fn counter(c: &impl ConnectionTrait, name: &str) -> Option<i64> {
+        c.query_one(
+            &Query::select()
+                .column("value")
+                .from("counters")
+                .and_where(Expr::col("name").eq(name))
+                .to_owned(),
+        )
+        .await
+        .expect("read")
+        .map(|r| col(&r, 0).expect("a number"))
+    }
+
+    #[tokio::test]
+    async fn queued_writes_are_seen_by_the_next_read_in_order_and_committed() {
+        shoko_testkit::each_engine(|db| async move {
+            let store = open(&db).await;
+            let tx = store.begin(ctx()).await.expect("begin");
+            // Two statements with their own parameters, sent as one on SQLite:
+            // each value must reach its own statement.
+            tx.later(&insert_counter("日本語の一", Some(11)));
+            tx.later(&insert_counter("二", Some(22)));
+            tx.later(
+                &Query::update()
+                    .table("counters")
+                    .value("value", Expr::col("value").add(100))
+                    .and_where(Expr::col("name").eq("二"))
+                    .to_owned(),
+            );
+            let seen = tx.txn().await.expect("sent");
+            assert_eq!(
+                counter(&**seen, "日本語の一").await,
+                Some(11),
+                "{}",
+                db.engine()
+            );
+            assert_eq!(counter(&**seen, "二").await, Some(122), "{}", db.engine());
+            tx.finish(&()).await.expect("commit");
+            let again = open(&db).await;
+            assert_eq!(counter(&again.db, "二").await, Some(122), "{}", db.engine());
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_queued_write_that_fails_fails_the_commit_and_nothing_of_it_is_stored() {
+        shoko_testkit::each_engine(|db| async move {
+            let store = open(&db).await;
+            let tx = store.begin(ctx()).await.expect("begin");
+            tx.later(&insert_counter("good", Some(1)));
+            tx.later(&insert_counter("bad", None));
+            let refused = tx.finish(&()).await;
+            assert!(refused.is_err(), "{}: a NULL value was stored", db.engine());
+            let after = open(&db).await;
+            assert_eq!(counter(&after.db, "good").await, None, "{}", db.engine());
+            assert_eq!(counter(&after.db, "bad").await, None, "{}", db.engine());
+            // The writer is usable again at once.
+            let tx = store.begin(ctx()).await.expect("begin");
+            tx.later(&insert_counter("next", Some(3)));
+            tx.finish(&()).await.expect("commit");
+            assert_eq!(counter(&after.db, "next").await, Some(3), "{}", db.engine());
+        })
+        .await;
+    }
 
     #[test]
     fn advisory_lock_keys_are_stable() {
