@@ -327,7 +327,12 @@ impl App {
                 .into_iter()
                 .collect();
             let changes = self.docs_for(&ids).await?;
-            index.apply(changes, last)?;
+            // Off the runtime's threads: a commit takes milliseconds that
+            // desks and searches would otherwise wait behind.
+            let writing = Arc::clone(&index);
+            tokio::task::spawn_blocking(move || writing.apply(changes, last))
+                .await
+                .map_err(|e| SearchError::Internal(format!("indexing stopped: {e}")))??;
             self.search.applied.send_replace(last);
             total += rows.len() as u64;
             applied = last;

@@ -381,11 +381,9 @@ impl SearchIndex {
         let (index, fields) = open_dir(dir)?;
         let mut built = Self::with_index(index, fields, None)?;
         let memory = writer_memory.max(15_000_000);
-        built.writer = Some(Mutex::new(
-            built
-                .index
-                .writer_with_num_threads(threads, memory * threads)?,
-        ));
+        let index = &built.index;
+        let writer = in_background(|| index.writer_with_num_threads(threads, memory * threads))?;
+        built.writer = Some(Mutex::new(writer));
         built.memory = memory;
         Ok(built)
     }
@@ -417,15 +415,16 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        // One indexing thread: the server's cores belong to searches.
+        // One indexing thread: the server's cores belong to searches. The
+        // writer's threads start at a lower priority (see `in_background`).
         let writer = match memory {
-            Some(m) => {
+            Some(m) => in_background(|| {
                 let writer: IndexWriter = index
                     .writer_with_num_threads(1, m.max(15_000_000))
                     .map_err(SearchError::from_open)?;
                 writer.set_merge_policy(Box::new(steady_merge_policy()));
-                Some(Mutex::new(writer))
-            }
+                Ok::<_, SearchError>(Some(Mutex::new(writer)))
+            })?,
             None => None,
         };
         Ok(SearchIndex {
@@ -446,13 +445,18 @@ impl SearchIndex {
 
     /// Replaces (or, with `None`, deletes) the documents of records, and
     /// commits together with the outbox position reached.
+    ///
+    /// Blocks until the commit is done; it runs on a thread of its own at a
+    /// lower priority (see [`in_background`]).
     pub fn apply(
         &self,
         changes: Vec<(u64, Option<IndexDoc>)>,
         outbox_id: i64,
     ) -> Result<(), SearchError> {
-        self.stage(changes)?;
-        self.commit(outbox_id)
+        in_background(|| {
+            self.stage(changes)?;
+            self.commit(outbox_id)
+        })
     }
 
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, IndexWriter>, SearchError> {
@@ -510,13 +514,15 @@ impl SearchIndex {
             .into_inner()
             .map_err(|_| SearchError::Internal("index writer poisoned by a panic".into()))?;
         writer.wait_merging_threads()?;
-        let mut writer: IndexWriter = index.writer_with_num_threads(1, memory)?;
-        writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
-        let ids = index.searchable_segment_ids()?;
-        if ids.len() > 1 {
-            writer.merge(&ids).wait()?;
-        }
-        writer.wait_merging_threads()?;
+        in_background(|| {
+            let mut writer: IndexWriter = index.writer_with_num_threads(1, memory)?;
+            writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+            let ids = index.searchable_segment_ids()?;
+            if ids.len() > 1 {
+                writer.merge(&ids).wait()?;
+            }
+            writer.wait_merging_threads()
+        })?;
         Self::with_index(index, fields, Some(memory))
     }
 
@@ -1033,6 +1039,40 @@ fn isbn_key(s: &str) -> Option<String> {
 /// Layers from 100 documents make merges geometric (each document is
 /// rewritten about log(n) times), and a segment with a fifth of its
 /// documents deleted is merged to drop them.
+/// How much lower than the server's own threads indexing runs (a nice
+/// value: Linux then gives a waiting desk or search about nine tenths of a
+/// core the indexer also wants).
+pub const INDEXING_NICE: i32 = 10;
+
+/// Runs `f` on a new thread at a lower scheduling priority and waits for it.
+/// Tantivy starts its writer's threads (indexing, merging, the segment
+/// updater) from the thread that opens the writer, and new indexing threads
+/// from the one that commits; on Linux a thread inherits its creator's
+/// priority, so every thread of the writer runs below the threads that
+/// answer requests. Indexing a checkout's change then waits for a desk,
+/// never the other way round; the index still keeps up when the desks
+/// leave any CPU free. Elsewhere this only runs `f` on its own thread.
+pub fn in_background<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("shoko-indexing".into())
+            .spawn_scoped(scope, || {
+                #[cfg(target_os = "linux")]
+                {
+                    // Raising one's own nice value needs no privilege; were
+                    // it refused, indexing would merely run at normal priority.
+                    let me = rustix::thread::gettid();
+                    let _ = rustix::process::setpriority_process(Some(me), INDEXING_NICE);
+                }
+                f()
+            })
+            .expect("a thread for indexing");
+        thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 fn steady_merge_policy() -> tantivy::indexer::LogMergePolicy {
     let mut policy = tantivy::indexer::LogMergePolicy::default();
     policy.set_min_layer_size(100);

@@ -418,3 +418,64 @@ fn decades_are_a_facet_and_a_filter_and_the_reading_is_searchable() {
     assert_eq!(ids(&index, "reading:へいあんきょう"), BTreeSet::from([3]));
     assert_eq!(ids(&index, "reading:ゲンジ"), BTreeSet::from([1, 2, 3]));
 }
+
+/// The nice value of each of this process's threads, by thread name.
+#[cfg(target_os = "linux")]
+fn thread_nice_values() -> Vec<(String, i32)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc") {
+        let stat = std::fs::read_to_string(task.expect("task").path().join("stat"));
+        let Ok(stat) = stat else { continue }; // the thread has ended
+        threads.push(name_and_nice(&stat));
+    }
+    threads
+}
+
+/// A thread's name and nice value from its `stat` line (proc(5)).
+#[cfg(target_os = "linux")]
+fn name_and_nice(stat: &str) -> (String, i32) {
+    let (head, tail) = stat.rsplit_once(')').expect("(comm)");
+    let name = head.split_once('(').expect("(comm)").1.to_owned();
+    // After the name: state is field 3, nice field 19.
+    let nice = tail.split_whitespace().nth(16).expect("nice");
+    (name, nice.parse().expect("a number"))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_index_writers_threads_run_below_the_servers_own() {
+    let dir = tempfile::tempdir().expect("dir");
+    let index = SearchIndex::open(dir.path(), 15_000_000).expect("open");
+    // A commit starts the next indexing thread: it must inherit the lower
+    // priority as well.
+    index
+        .apply(
+            docs("loc_books2016_jpn300.mrc", 1)
+                .into_iter()
+                .map(|d| (d.id, Some(d)))
+                .collect(),
+            1,
+        )
+        .expect("apply");
+    let threads = thread_nice_values();
+    let writer: Vec<&(String, i32)> = threads
+        .iter()
+        .filter(|(name, _)| {
+            name.starts_with("thrd-tantivy")
+                || name.starts_with("merge_thread")
+                || name == "segment_updater"
+        })
+        .collect();
+    assert!(
+        writer
+            .iter()
+            .any(|(name, _)| name.starts_with("thrd-tantivy")),
+        "no indexing thread among {threads:?}"
+    );
+    for (name, nice) in &writer {
+        assert_eq!(*nice, shoko_search::INDEXING_NICE, "{name}");
+    }
+    // The calling thread (a server's) keeps its priority.
+    let me = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+    assert_eq!(name_and_nice(&me).1, 0);
+}
