@@ -14,7 +14,8 @@ use shoko_domain::{
     Actor, Barcode, CampusCode, Denied, ItemTypeCode, PatronCategoryCode, Permission,
 };
 use shoko_store::{
-    FineRow, HoldRow, IdempotencyKey, LoanRow, NewLoan, PatronRow, StoreError, StoredItem, WriteTx,
+    CheckinContext, FineRow, HoldRow, IdempotencyKey, LoanRow, NewLoan, PatronRow, StoreError,
+    StoredItem, WriteTx,
 };
 
 use crate::App;
@@ -335,14 +336,12 @@ impl App {
         item_barcode: &Barcode,
         campus: &CampusCode,
     ) -> Result<Checkout, CircError> {
-        let item = tx
-            .item_by_barcode(item_barcode.as_str())
-            .await?
-            .ok_or_else(|| CircError::NoItem(item_barcode.to_string()))?;
-        let (patron, earliest_due) = tx
-            .patron_by_barcode_with_earliest_due(patron_barcode)
-            .await?
-            .ok_or_else(|| CircError::NoPatron(patron_barcode.to_owned()))?;
+        let (item, patron) = tx
+            .checkout_context(item_barcode.as_str(), patron_barcode)
+            .await?;
+        let item = item.ok_or_else(|| CircError::NoItem(item_barcode.to_string()))?;
+        let (patron, earliest_due) =
+            patron.ok_or_else(|| CircError::NoPatron(patron_barcode.to_owned()))?;
         let mut fulfilled_hold = None;
         match item.status.as_str() {
             "available" => {}
@@ -436,22 +435,19 @@ impl App {
             .await?
             .ok_or_else(|| CircError::NoItem(item_barcode.to_string()))?;
         let here = campus.to_string();
-        // Everything read before anything is written: the writes then go
-        // in one batch (see `WriteTx::later`). Closing the loan changes
-        // neither the item's transit nor its holds.
-        let transit = tx.open_transit(item.id).await?;
-        let trapping = tx.hold_trapping(item.id).await?;
-        let waiting = match trapping {
-            Some(_) => None,
-            None => tx.first_waiting_hold(item.record_id, item.id).await?,
-        };
+        // Everything read together before anything is written: the writes
+        // then go in one batch too (see `WriteTx::later`). Closing the loan
+        // changes neither the item's transit nor its holds.
+        let CheckinContext {
+            transit,
+            trapping,
+            waiting,
+            loan,
+            patron,
+        } = tx.checkin_context(&item).await?;
         let mut loan_closed = None;
         let mut fine = None;
-        if let Some(loan) = tx.open_loan_of_item(item.id).await? {
-            let patron = match loan.patron_id {
-                Some(p) => tx.patron(p).await?,
-                None => None,
-            };
+        if let Some(loan) = loan {
             let amount = overdue_fine(
                 loan.due_at,
                 tx.now(),

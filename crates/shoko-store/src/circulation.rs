@@ -474,21 +474,106 @@ fn one<T>(rows: Vec<T>) -> Option<T> {
     rows.into_iter().next()
 }
 
+/// What [`WriteTx::checkin_context`] reads.
+#[derive(Debug, Clone)]
+pub struct CheckinContext {
+    /// The item's open transit.
+    pub transit: Option<TransitRow>,
+    /// The hold the item is trapped for.
+    pub trapping: Option<HoldRow>,
+    /// The first waiting hold the item can fill.
+    pub waiting: Option<HoldRow>,
+    /// The item's open loan.
+    pub loan: Option<LoanRow>,
+    /// The patron of that loan.
+    pub patron: Option<PatronRow>,
+}
+
+// The locking reads of a write, as statements, so that several can be sent
+// together (`WriteTx::read_together`).
+
+fn item_by_barcode(barcode: &str) -> SelectStatement {
+    Query::select()
+        .columns(ITEM_COLUMNS)
+        .from("items")
+        .and_where(Expr::col("barcode").eq(barcode))
+        .lock(LockType::Update)
+        .to_owned()
+}
+
+fn patron_where(condition: sea_orm::sea_query::SimpleExpr) -> SelectStatement {
+    Query::select()
+        .columns(PATRON_COLUMNS)
+        .from("patrons")
+        .and_where(condition)
+        .lock(LockType::Update)
+        .to_owned()
+}
+
+fn patron_with_earliest_due(barcode: &str) -> SelectStatement {
+    patron_where(Expr::col("barcode").eq(barcode))
+        .expr(Expr::cust(
+            "(SELECT due_at FROM loans WHERE open_patron_id = patrons.id \
+             ORDER BY due_at LIMIT 1)",
+        ))
+        .to_owned()
+}
+
+fn row_to_patron_and_due(r: &QueryResult) -> Result<(PatronRow, Option<i64>), StoreError> {
+    Ok((row_to_patron(r)?, col(r, PATRON_COLUMNS.len())?))
+}
+
+fn open_loan_of_item(item_id: i64) -> SelectStatement {
+    Query::select()
+        .columns(LOAN_COLUMNS)
+        .from("loans")
+        .and_where(Expr::col("open_item_id").eq(item_id))
+        .lock(LockType::Update)
+        .to_owned()
+}
+
+fn first_waiting_hold(record_id: i64, item_id: i64) -> SelectStatement {
+    Query::select()
+        .columns(HOLD_COLUMNS)
+        .from("holds")
+        .and_where(Expr::col("record_id").eq(record_id))
+        .and_where(Expr::col("status").eq("waiting"))
+        .and_where(
+            Expr::col("item_id")
+                .is_null()
+                .or(Expr::col("item_id").eq(item_id)),
+        )
+        .order_by("id", Order::Asc)
+        .limit(1)
+        .to_owned()
+}
+
+fn hold_trapping(item_id: i64) -> SelectStatement {
+    Query::select()
+        .columns(HOLD_COLUMNS)
+        .from("holds")
+        .and_where(Expr::col("item_id").eq(item_id))
+        .and_where(Expr::col("status").is_in(["in_transit", "on_shelf"]))
+        .lock(LockType::Update)
+        .to_owned()
+}
+
+fn open_transit(item_id: i64) -> SelectStatement {
+    Query::select()
+        .columns(TRANSIT_COLUMNS)
+        .from("transits")
+        .and_where(Expr::col("open_item_id").eq(item_id))
+        .lock(LockType::Update)
+        .to_owned()
+}
+
 impl WriteTx {
     // ---- items ----
 
     /// An item by barcode, locked for this transaction.
     pub async fn item_by_barcode(&self, barcode: &str) -> Result<Option<StoredItem>, StoreError> {
         Ok(one(self
-            .all(
-                &Query::select()
-                    .columns(ITEM_COLUMNS)
-                    .from("items")
-                    .and_where(Expr::col("barcode").eq(barcode))
-                    .lock(LockType::Update)
-                    .to_owned(),
-                row_to_item,
-            )
+            .all(&item_by_barcode(barcode), row_to_item)
             .await?))
     }
 
@@ -560,28 +645,49 @@ impl WriteTx {
         self.patron_where(Expr::col("barcode").eq(barcode)).await
     }
 
-    /// A patron by card barcode, locked for this transaction, with the
-    /// earliest due date among its open loans (one statement, one index
-    /// seek for the date): what a checkout needs to judge the patron.
-    pub async fn patron_by_barcode_with_earliest_due(
+    /// The item and the patron (with the earliest due date among its open
+    /// loans) a checkout needs: one round trip on SQLite.
+    pub async fn checkout_context(
         &self,
-        barcode: &str,
-    ) -> Result<Option<(PatronRow, Option<i64>)>, StoreError> {
-        Ok(one(self
-            .all(
-                &Query::select()
-                    .columns(PATRON_COLUMNS)
-                    .expr(Expr::cust(
-                        "(SELECT due_at FROM loans WHERE open_patron_id = patrons.id \
-                         ORDER BY due_at LIMIT 1)",
-                    ))
-                    .from("patrons")
-                    .and_where(Expr::col("barcode").eq(barcode))
-                    .lock(LockType::Update)
-                    .to_owned(),
-                |r| Ok((row_to_patron(r)?, col(r, PATRON_COLUMNS.len())?)),
-            )
-            .await?))
+        item_barcode: &str,
+        patron_barcode: &str,
+    ) -> Result<(Option<StoredItem>, Option<(PatronRow, Option<i64>)>), StoreError> {
+        let [items, patrons] = self
+            .read_together([
+                item_by_barcode(item_barcode),
+                patron_with_earliest_due(patron_barcode),
+            ])
+            .await?;
+        Ok((
+            items.first().map(row_to_item).transpose()?,
+            patrons.first().map(row_to_patron_and_due).transpose()?,
+        ))
+    }
+
+    /// What a check-in needs to know about an item, locked: one round trip
+    /// on SQLite.
+    pub async fn checkin_context(&self, item: &StoredItem) -> Result<CheckinContext, StoreError> {
+        let patron_of_loan = Query::select()
+            .column("patron_id")
+            .from("loans")
+            .and_where(Expr::col("open_item_id").eq(item.id))
+            .to_owned();
+        let [transit, trapping, waiting, loan, patron] = self
+            .read_together([
+                open_transit(item.id),
+                hold_trapping(item.id),
+                first_waiting_hold(item.record_id, item.id),
+                open_loan_of_item(item.id),
+                patron_where(Expr::col("id").in_subquery(patron_of_loan)),
+            ])
+            .await?;
+        Ok(CheckinContext {
+            transit: transit.first().map(row_to_transit).transpose()?,
+            trapping: trapping.first().map(row_to_hold).transpose()?,
+            waiting: waiting.first().map(row_to_hold).transpose()?,
+            loan: loan.first().map(row_to_loan).transpose()?,
+            patron: patron.first().map(row_to_patron).transpose()?,
+        })
     }
 
     async fn patron_where(
@@ -589,15 +695,7 @@ impl WriteTx {
         condition: sea_orm::sea_query::SimpleExpr,
     ) -> Result<Option<PatronRow>, StoreError> {
         Ok(one(self
-            .all(
-                &Query::select()
-                    .columns(PATRON_COLUMNS)
-                    .from("patrons")
-                    .and_where(condition)
-                    .lock(LockType::Update)
-                    .to_owned(),
-                row_to_patron,
-            )
+            .all(&patron_where(condition), row_to_patron)
             .await?))
     }
 
@@ -722,15 +820,7 @@ impl WriteTx {
     /// The open loan of an item.
     pub async fn open_loan_of_item(&self, item_id: i64) -> Result<Option<LoanRow>, StoreError> {
         Ok(one(self
-            .all(
-                &Query::select()
-                    .columns(LOAN_COLUMNS)
-                    .from("loans")
-                    .and_where(Expr::col("open_item_id").eq(item_id))
-                    .lock(LockType::Update)
-                    .to_owned(),
-                row_to_loan,
-            )
+            .all(&open_loan_of_item(item_id), row_to_loan)
             .await?))
     }
 
@@ -885,39 +975,13 @@ impl WriteTx {
         item_id: i64,
     ) -> Result<Option<HoldRow>, StoreError> {
         Ok(one(self
-            .all(
-                &Query::select()
-                    .columns(HOLD_COLUMNS)
-                    .from("holds")
-                    .and_where(Expr::col("record_id").eq(record_id))
-                    .and_where(Expr::col("status").eq("waiting"))
-                    .and_where(
-                        Expr::col("item_id")
-                            .is_null()
-                            .or(Expr::col("item_id").eq(item_id)),
-                    )
-                    .order_by("id", Order::Asc)
-                    .limit(1)
-                    .to_owned(),
-                row_to_hold,
-            )
+            .all(&first_waiting_hold(record_id, item_id), row_to_hold)
             .await?))
     }
 
     /// The hold an item is trapped for (in transit to it or on its shelf).
     pub async fn hold_trapping(&self, item_id: i64) -> Result<Option<HoldRow>, StoreError> {
-        Ok(one(self
-            .all(
-                &Query::select()
-                    .columns(HOLD_COLUMNS)
-                    .from("holds")
-                    .and_where(Expr::col("item_id").eq(item_id))
-                    .and_where(Expr::col("status").is_in(["in_transit", "on_shelf"]))
-                    .lock(LockType::Update)
-                    .to_owned(),
-                row_to_hold,
-            )
-            .await?))
+        Ok(one(self.all(&hold_trapping(item_id), row_to_hold).await?))
     }
 
     /// Whether someone waits for this record (any copy) or this item.
@@ -1013,15 +1077,7 @@ impl WriteTx {
     /// The open transit of an item.
     pub async fn open_transit(&self, item_id: i64) -> Result<Option<TransitRow>, StoreError> {
         Ok(one(self
-            .all(
-                &Query::select()
-                    .columns(TRANSIT_COLUMNS)
-                    .from("transits")
-                    .and_where(Expr::col("open_item_id").eq(item_id))
-                    .lock(LockType::Update)
-                    .to_owned(),
-                row_to_transit,
-            )
+            .all(&open_transit(item_id), row_to_transit)
             .await?))
     }
 

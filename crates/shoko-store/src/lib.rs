@@ -34,8 +34,8 @@ pub use catalogue::{
     StoredItem,
 };
 pub use circulation::{
-    AuditRow, CopyDetails, FineRow, HoldRow, LoanRow, NewLoan, PatronFields, PatronRow, SessionRow,
-    StaffRow, TransitRow,
+    AuditRow, CheckinContext, CopyDetails, FineRow, HoldRow, LoanRow, NewLoan, PatronFields,
+    PatronRow, SessionRow, StaffRow, TransitRow,
 };
 pub use jobs::{JobRunRow, NewNotice, NoticeRow, PickCandidate, TransitSlip};
 pub use shoko_domain::capacity::Point;

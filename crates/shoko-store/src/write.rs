@@ -301,6 +301,40 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Runs several SELECTs in this transaction and returns each one's rows,
+    /// in order. SQLite gets them in one call to its connection (one round
+    /// trip inside the writer's turn instead of one per statement): each
+    /// statement's rows carry its number in an extra last column, which the
+    /// row mappers (reading by position from the first) never look at.
+    /// PostgreSQL runs them one after another.
+    pub(crate) async fn read_together<const N: usize>(
+        &self,
+        selects: [SelectStatement; N],
+    ) -> Result<[Vec<QueryResult>; N], StoreError> {
+        let txn = self.txn().await?;
+        let mut rows: [Vec<QueryResult>; N] = std::array::from_fn(|_| Vec::new());
+        if txn.get_database_backend() != DbBackend::Sqlite {
+            for (select, rows) in selects.iter().zip(rows.iter_mut()) {
+                *rows = txn.query_all(select).await?;
+            }
+            return Ok(rows);
+        }
+        let tagged = selects
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut select)| DbBackend::Sqlite.build(select.expr(Expr::cust(i.to_string()))))
+            .collect();
+        for row in txn.query_all_raw(joined(tagged)).await? {
+            let part: i64 = col(&row, row.column_names().len() - 1)?;
+            usize::try_from(part)
+                .ok()
+                .and_then(|i| rows.get_mut(i))
+                .ok_or_else(|| StoreError::Corrupt(format!("a row of statement {part} of {N}")))?
+                .push(row);
+        }
+        Ok(rows)
+    }
+
     pub(crate) async fn all<T>(
         &self,
         select: &SelectStatement,
@@ -467,6 +501,42 @@ mod tests {
             tx.later(&insert_counter("next", Some(3)));
             tx.finish(&()).await.expect("commit");
             assert_eq!(counter(&after.db, "next").await, Some(3), "{}", db.engine());
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn statements_read_together_each_get_their_own_rows() {
+        shoko_testkit::each_engine(|db| async move {
+            let store = open(&db).await;
+            let tx = store.begin(ctx()).await.expect("begin");
+            for (name, value) in [("一", 1), ("二", 2), ("三", 3)] {
+                tx.later(&insert_counter(name, Some(value)));
+            }
+            let value_of = |names: &[&str]| {
+                Query::select()
+                    .column("value")
+                    .from("counters")
+                    .and_where(Expr::col("name").is_in(names.iter().copied()))
+                    .order_by("value", sea_orm::sea_query::Order::Asc)
+                    .to_owned()
+            };
+            // The queued writes are sent first, so the reads see them.
+            let [one, none, two_and_three] = tx
+                .read_together([
+                    value_of(&["一"]),
+                    value_of(&["四"]),
+                    value_of(&["二", "三"]),
+                ])
+                .await
+                .expect("read");
+            let values = |rows: &[QueryResult]| -> Vec<i64> {
+                rows.iter().map(|r| col(r, 0).expect("a number")).collect()
+            };
+            assert_eq!(values(&one), [1], "{}", db.engine());
+            assert_eq!(values(&none), Vec::<i64>::new(), "{}", db.engine());
+            assert_eq!(values(&two_and_three), [2, 3], "{}", db.engine());
+            tx.abandon().await.expect("rollback");
         })
         .await;
     }
