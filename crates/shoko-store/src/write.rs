@@ -366,24 +366,13 @@ impl WriteTx {
 
     /// Writes the audit entries, remembers `outcome` under the idempotency
     /// key, and commits.
-    pub async fn finish<T: Serialize>(self, outcome: &T) -> Result<(), StoreError> {
-        let WriteTx {
-            txn,
-            ctx,
-            audit,
-            later,
-        } = self;
-        let backend = txn.get_database_backend();
-        let mut queued = later.into_inner().unwrap_or_else(|p| p.into_inner());
-        queued.extend(record_statements(backend, &ctx, audit, outcome));
-        let write = WriteTx {
-            txn,
-            ctx,
-            audit: Vec::new(),
-            later: std::sync::Mutex::new(queued),
-        };
-        write.send_queued().await?;
-        write.txn.commit().await?;
+    pub async fn finish<T: Serialize>(mut self, outcome: &T) -> Result<(), StoreError> {
+        let audit = std::mem::take(&mut self.audit);
+        let backend = self.txn.get_database_backend();
+        let record = record_statements(backend, &self.ctx, audit, outcome);
+        self.queue().extend(record);
+        self.send_queued().await?;
+        self.txn.commit().await?;
         Ok(())
     }
 
