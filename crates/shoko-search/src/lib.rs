@@ -1047,9 +1047,8 @@ pub const INDEXING_NICE: i32 = 10;
 /// Runs `f` on a new thread at a lower scheduling priority and waits for it.
 /// Tantivy starts its writer's threads (indexing, merging, the segment
 /// updater) from the threads that open, feed and commit the writer; on
-/// Linux a thread inherits its creator's
-/// priority, so every thread of the writer runs below the threads that
-/// answer requests. Indexing a checkout's change then waits for a desk,
+/// Linux a thread inherits its creator's priority, so every thread of the
+/// writer runs below the threads that answer requests. Indexing a checkout's change then waits for a desk,
 /// never the other way round; the index still keeps up when the desks
 /// leave any CPU free. Elsewhere this only runs `f` on its own thread.
 pub fn in_background<T: Send>(f: impl FnOnce() -> T + Send) -> T {

@@ -447,8 +447,9 @@ fn the_index_writers_threads_run_below_the_servers_own() {
     let dir = tempfile::tempdir().expect("dir");
     let index = SearchIndex::open(dir.path(), 15_000_000).expect("open");
     // Tantivy starts the writer's threads from the thread that opens or
-    // commits it (the indexing ones when it needs them): every one there is
-    // must run at the lower priority. The updater and merge threads always are.
+    // commits it (the indexing ones when it needs them). Each one present
+    // must run at the lower priority; the updater and merge threads are
+    // always present.
     index
         .apply(
             docs("loc_books2016_jpn300.mrc", 1)

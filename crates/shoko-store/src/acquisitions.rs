@@ -679,13 +679,9 @@ impl WriteTx {
         record_id: i64,
         item: &ItemSpec,
     ) -> Result<Option<StoredItem>, StoreError> {
-        if item_in(
-            self.txn().await?,
-            Expr::col("barcode").eq(item.barcode.as_str()),
-        )
-        .await?
-        .is_some()
-        {
+        let txn = self.txn().await?;
+        let barcode = || Expr::col("barcode").eq(item.barcode.as_str());
+        if item_in(txn, barcode()).await?.is_some() {
             return Ok(None);
         }
         let mut insert = Query::insert();
@@ -697,13 +693,9 @@ impl WriteTx {
                 .chain(["created_at", "updated_at"]),
         );
         insert.values_panic(item_values(record_id, item, self.ctx.now));
-        self.txn().await?.execute(&insert).await?;
-        write_outbox(self.txn().await?, &[record_id], "upsert", self.ctx.now).await?;
-        item_in(
-            self.txn().await?,
-            Expr::col("barcode").eq(item.barcode.as_str()),
-        )
-        .await
+        txn.execute(&insert).await?;
+        write_outbox(txn, &[record_id], "upsert", self.ctx.now).await?;
+        item_in(txn, barcode()).await
     }
 
     /// Adds an invoice with its lines; `None` when the vendor's invoice

@@ -346,8 +346,9 @@ pub(crate) fn row_to_item(row: &QueryResult) -> Result<StoredItem, StoreError> {
 impl Store {
     /// Begins a write transaction. On SQLite it first waits its turn in the
     /// store's writer queue (first come, first served), then takes the write
-    /// lock at once (`BEGIN IMMEDIATE`) on the writer's own connection, so a transaction that reads before
-    /// it writes can never fail half-way for want of the lock, and sixteen
+    /// lock at once (`BEGIN IMMEDIATE`) on the writer's own connection, so a
+    /// transaction that reads before it writes can never fail half-way for
+    /// want of the lock, and sixteen
     /// desks wait in order instead of polling SQLite's busy handler (which
     /// sleeps up to 100 ms between tries and left some writes waiting seconds).
     pub(crate) async fn begin_write(&self) -> Result<Txn, StoreError> {
