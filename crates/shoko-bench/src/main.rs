@@ -926,29 +926,50 @@ async fn overload(url: &str, path: &Path, rate: f64, seconds: u64) -> anyhow::Re
         let target = target.clone();
         let q = queries[k % queries.len()].clone();
         k += 1;
+        let due = Instant::now();
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
+            let late = t - due;
             let outcome = tokio::time::timeout(Duration::from_secs(10), target.run(&q)).await;
             let status = match outcome {
                 Ok(Ok(s)) => s,
                 Ok(Err(_)) => 1,
                 Err(_) => 0,
             };
-            (status, t.elapsed())
+            (status, t.elapsed(), late)
         }));
     }
     let sent = tasks.len();
     let (mut ok, mut refused, mut hung, mut failed) = (Vec::new(), Vec::new(), 0, 0);
+    // A request the generator itself started late tells of the generator's
+    // overload: its answers then wait in the generator's queues as well.
+    let (mut started_late, mut latest) = (0, Duration::ZERO);
     for t in tasks {
-        match t.await {
-            Ok((200, d)) => ok.push(d),
-            Ok((503 | 429, d)) => refused.push(d),
-            Ok((0, _)) => hung += 1,
+        let outcome = t.await;
+        if let Ok((_, _, late)) = outcome {
+            started_late += usize::from(late > Duration::from_millis(100));
+            latest = latest.max(late);
+        }
+        match outcome {
+            Ok((200, d, _)) => ok.push(d),
+            Ok((503 | 429, d, _)) => refused.push(d),
+            Ok((0, _, _)) => hung += 1,
             _ => failed += 1,
         }
     }
     ok.sort();
     refused.sort();
+    let over =
+        |v: &[Duration], ms: u64| v.iter().filter(|d| **d > Duration::from_millis(ms)).count();
+    eprintln!(
+        "{rate:.0}/s: refused over 100 ms / 1 s: {} / {}; admitted over 100 ms / 1 s: {} / {}; \
+         started over 100 ms late by the generator: {started_late} (latest {} ms)",
+        over(&refused, 100),
+        over(&refused, 1000),
+        over(&ok, 100),
+        over(&ok, 1000),
+        ms(latest)
+    );
     // As soon as the load drops: one client, three seconds.
     let (after, after_errors, _) = closed_loop(&target, &queries, 1, Duration::from_secs(3)).await;
     println!(

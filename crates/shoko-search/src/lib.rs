@@ -1039,9 +1039,9 @@ fn isbn_key(s: &str) -> Option<String> {
 /// Layers from 100 documents make merges geometric (each document is
 /// rewritten about log(n) times), and a segment with a fifth of its
 /// documents deleted is merged to drop them.
-/// How much lower than the server's own threads indexing runs (a nice
-/// value: Linux then gives a waiting desk or search about nine tenths of a
-/// core the indexer also wants).
+/// How much lower than the server's own threads indexing runs (added to
+/// the nice value of the thread that starts it: Linux then gives a waiting
+/// desk or search about nine tenths of a core the indexer also wants).
 pub const INDEXING_NICE: i32 = 10;
 
 /// Runs `f` on a new thread at a lower scheduling priority and waits for it.
@@ -1059,9 +1059,11 @@ pub fn in_background<T: Send>(f: impl FnOnce() -> T + Send) -> T {
                 #[cfg(target_os = "linux")]
                 {
                     // Raising one's own nice value needs no privilege; were
-                    // it refused, indexing would merely run at normal priority.
+                    // it refused, indexing would merely run at the caller's.
                     let me = rustix::thread::gettid();
-                    let _ = rustix::process::setpriority_process(Some(me), INDEXING_NICE);
+                    let caller = rustix::process::getpriority_process(Some(me)).unwrap_or(0);
+                    let lower = (caller + INDEXING_NICE).min(19);
+                    let _ = rustix::process::setpriority_process(Some(me), lower);
                 }
                 f()
             })

@@ -262,8 +262,11 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
+    // The main thread keeps the process's priority and starts the thread
+    // that accepts connections; the runtime's threads run below it.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(shoko_web::listener::run_below_the_accepting_thread)
         .build()
     {
         Ok(r) => r,
@@ -967,7 +970,7 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
     let refresh = Duration::from_millis(config.search.refresh_interval_ms.clamp(50, 60_000));
     let limits = config.search_limits();
     let signals = shutdown_signal()?;
-    let listener = tokio::net::TcpListener::bind(&listen)
+    let listener = shoko_web::listener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
