@@ -229,13 +229,14 @@ fn pages_router(admission: &Arc<Admission>) -> axum::Router<Web> {
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.
 /// `secure_cookies` marks the session cookie `Secure` (HTTPS in front);
-/// above `max_connections` open at once a new connection is refused at
-/// accept (see [`listener`]).
+/// above `connections.max_open` open at once a new connection is refused
+/// at accept, and an idle one is closed after `connections.keep_alive` (see
+/// [`listener`]).
 pub async fn serve(
     app: App,
     limits: Limits,
     secure_cookies: bool,
-    max_connections: usize,
+    connections: listener::Connections,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -259,7 +260,7 @@ pub async fn serve(
     });
     let service =
         router(app, admission, logins).into_make_service_with_connect_info::<listener::Peer>();
-    let listener = listener::BoundedListener::new(listener, max_connections)?;
+    let listener = listener::BoundedListener::new(listener, connections)?;
     let outcome = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -4,13 +4,15 @@
 //! parsing, routing and refusing each request in full took the server's
 //! core whole, and connections waited in the kernel's accept queue for
 //! seconds. Refusing at accept, on a thread of its own, costs a write and a
-//! close.
+//! close. Since idle keep-alive connections count against the bound, a
+//! connection that waits too long for its next request is closed.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -81,6 +83,20 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     }))
 }
 
+/// How many connections may be open and how long one may sit idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connections {
+    /// Connections open at once (at least 1); above it a new one gets the
+    /// canned refusal.
+    pub max_open: usize,
+    /// How long a connection may wait for its next request once it has had
+    /// its answer (or, new, for its first); then it is closed. Idle
+    /// keep-alive connections count against `max_open`: browsers keep
+    /// theirs for minutes, and a terminal room's would otherwise fill the
+    /// bound while the server has nothing to do.
+    pub keep_alive: Duration,
+}
+
 /// A listener that serves at most `max` connections at once. Connections
 /// are accepted, and refused above the bound, on a thread of their own: on
 /// a saturated core the operating system still gives it its share, so a
@@ -90,13 +106,15 @@ pub struct BoundedListener {
     incoming: tokio::sync::mpsc::Receiver<(std::net::TcpStream, SocketAddr)>,
     open: Arc<AtomicUsize>,
     local: SocketAddr,
+    keep_alive: Duration,
 }
 
 impl BoundedListener {
-    /// Bounds `inner` to `max` open connections (at least 1) and starts the
+    /// Bounds `inner` to `limits` and starts the
     /// accepting thread; it ends with the server (the first connection after
     /// the listener is dropped is closed and the thread returns).
-    pub fn new(inner: TcpListener, max: usize) -> std::io::Result<BoundedListener> {
+    pub fn new(inner: TcpListener, limits: Connections) -> std::io::Result<BoundedListener> {
+        let max = limits.max_open;
         let listener = inner.into_std()?;
         listener.set_nonblocking(false)?;
         let local = listener.local_addr()?;
@@ -141,14 +159,49 @@ impl BoundedListener {
             incoming,
             open,
             local,
+            keep_alive: limits.keep_alive,
         })
     }
 }
 
-/// A served connection, counted until it closes.
+/// A served connection, counted until it closes, and ended (its reads see
+/// the end of the stream) when it has waited `keep_alive` for a request
+/// after its last answer. While a request is being worked on the last
+/// thing on the connection was a read, so a slow answer is never cut
+/// short; an answer whose client stops reading it for that long is.
 pub struct CountedStream {
     inner: TcpStream,
     open: Arc<AtomicUsize>,
+    keep_alive: Duration,
+    /// The last thing that happened was a write (an answer), or nothing yet.
+    answered: bool,
+    /// Armed by each write, and by a new connection's first read that finds
+    /// nothing.
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl CountedStream {
+    /// After a write: the idle clock starts again from here. It is armed
+    /// at once, with the writer's waker: hyper has usually asked to read
+    /// already (while the answer was being made) and will not ask again
+    /// until it is woken.
+    fn wrote(&mut self, written: &Poll<std::io::Result<usize>>, cx: &mut Context<'_>) {
+        if let Poll::Ready(Ok(n)) = written
+            && *n > 0
+        {
+            self.answered = true;
+            let until = tokio::time::Instant::now() + self.keep_alive;
+            let idle = match &mut self.idle {
+                Some(idle) => {
+                    idle.as_mut().reset(until);
+                    idle
+                }
+                None => self.idle.insert(Box::pin(tokio::time::sleep_until(until))),
+            };
+            // Registers the waker; the deadline is in the future.
+            let _ = idle.as_mut().poll(cx);
+        }
+    }
 }
 
 impl Drop for CountedStream {
@@ -163,7 +216,28 @@ impl AsyncRead for CountedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                this.answered = false;
+                this.idle = None;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.answered => {
+                let after = this.keep_alive;
+                let idle = this
+                    .idle
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                match idle.as_mut().poll(cx) {
+                    // Waited long enough: the end of the stream, which
+                    // hyper takes as the client having gone.
+                    Poll::Ready(()) => Poll::Ready(Ok(())),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -173,7 +247,10 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.wrote(&written, cx);
+        written
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -189,7 +266,10 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(&written, cx);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -231,6 +311,9 @@ impl axum::serve::Listener for BoundedListener {
                         CountedStream {
                             inner: stream,
                             open: Arc::clone(&self.open),
+                            keep_alive: self.keep_alive,
+                            answered: true,
+                            idle: None,
                         },
                         addr,
                     );
@@ -297,7 +380,11 @@ mod tests {
         // drives the runtime, which keeps the process's priority.
         let listener = runtime.block_on(async {
             let inner = bind("127.0.0.1:0").await.expect("bind");
-            BoundedListener::new(inner, 4).expect("a bounded listener")
+            let limits = Connections {
+                max_open: 4,
+                keep_alive: Duration::from_secs(15),
+            };
+            BoundedListener::new(inner, limits).expect("a bounded listener")
         });
         let lower = (me + REQUEST_NICE).min(19);
         let worker = runtime.block_on(async { tokio::spawn(async { my_nice() }).await });
@@ -310,6 +397,87 @@ mod tests {
         );
         assert_eq!(nice_of("shoko-accept"), vec![me]);
         drop(listener);
+    }
+
+    /// Serves `app` on a bounded listener; its address.
+    async fn serve(app: axum::Router, limits: Connections) -> SocketAddr {
+        let listener = BoundedListener::new(bind("127.0.0.1:0").await.expect("bind"), limits)
+            .expect("a bounded listener");
+        let addr = axum::serve::Listener::local_addr(&listener).expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    /// Sends one GET on `conn`; the status and whether the server said it
+    /// closes the connection.
+    async fn get(conn: &mut TcpStream) -> (u16, bool) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send");
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        // The test's answers are short: the head and body come together.
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed before an answer: {got:?}");
+            got.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&got).to_lowercase();
+        let status = text[9..12].parse().expect("a status");
+        (status, text.contains("connection: close"))
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_after_its_keep_alive_and_frees_its_place() {
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let limits = Connections {
+            max_open: 1,
+            keep_alive: Duration::from_millis(300),
+        };
+        let addr = serve(app, limits).await;
+        let mut first = TcpStream::connect(addr).await.expect("connect");
+        assert_eq!(get(&mut first).await, (200, false));
+        // Nothing more is sent: the server ends the connection.
+        let mut rest = [0u8; 64];
+        let end = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::io::AsyncReadExt::read(&mut first, &mut rest),
+        )
+        .await
+        .expect("the idle connection was never closed");
+        assert_eq!(end.expect("a clean end"), 0);
+        // Its place is free again (the bound is one): a new connection is
+        // served, not given the canned refusal. The count falls when the
+        // server's side is dropped, just after the close was sent.
+        let mut answer = (503, true);
+        for _ in 0..1000 {
+            let mut next = TcpStream::connect(addr).await.expect("connect");
+            answer = get(&mut next).await;
+            if answer.0 == 200 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(answer, (200, false));
+    }
+
+    #[tokio::test]
+    async fn a_request_answered_after_longer_than_the_keep_alive_is_answered() {
+        let slow = || async {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            "slow but sure"
+        };
+        let app = axum::Router::new().route("/", axum::routing::get(slow));
+        let limits = Connections {
+            max_open: 4,
+            keep_alive: Duration::from_millis(200),
+        };
+        let addr = serve(app, limits).await;
+        let mut conn = TcpStream::connect(addr).await.expect("connect");
+        assert_eq!(get(&mut conn).await, (200, false));
+        // And the connection is still there for the next request.
+        assert_eq!(get(&mut conn).await, (200, false));
     }
 
     #[tokio::test]

@@ -58,6 +58,10 @@ pub struct ServerConfig {
     /// Connections open at once; above it a new one gets a canned 503 at
     /// accept, before any HTTP is read. `None`: 256 per core.
     pub max_connections: Option<usize>,
+    /// How long a connection may wait for its next request after its last
+    /// answer before it is closed (idle connections count against
+    /// `max_connections`).
+    pub keep_alive_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +72,7 @@ impl Default for ServerConfig {
             secure_cookies: true,
             shutdown_grace_seconds: 30,
             max_connections: None,
+            keep_alive_seconds: 15,
         }
     }
 }

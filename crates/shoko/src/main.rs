@@ -1019,16 +1019,19 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
     let mut graceful = stop_requested.clone();
     let mut bound = stop_requested;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let max_connections = config
-        .server
-        .max_connections
-        .unwrap_or(256 * cores)
-        .clamp(16, 65_536);
+    let connections = shoko_web::listener::Connections {
+        max_open: config
+            .server
+            .max_connections
+            .unwrap_or(256 * cores)
+            .clamp(16, 65_536),
+        keep_alive: Duration::from_secs(config.server.keep_alive_seconds.clamp(1, 3600)),
+    };
     let serving = shoko_web::serve(
         app,
         limits,
         config.server.secure_cookies,
-        max_connections,
+        connections,
         listener,
         async move {
             let _ = graceful.wait_for(|stop| *stop).await;
