@@ -1031,14 +1031,6 @@ fn isbn_key(s: &str) -> Option<String> {
     Issn::parse(s).map(|i| i.as_str().replace('-', ""))
 }
 
-/// How the server's writer merges the small segments that its frequent
-/// commits make (one per refresh: at the desk, every checkout re-indexes its
-/// record). Tantivy's default puts every segment under 10,000 documents in
-/// one layer, so each merge rewrote the growing small segment with the few
-/// new documents: under sixteen desks that took half the server's CPU.
-/// Layers from 100 documents make merges geometric (each document is
-/// rewritten about log(n) times), and a segment with a fifth of its
-/// documents deleted is merged to drop them.
 /// How much lower than the server's own threads indexing runs (added to
 /// the nice value of the thread that starts it: Linux then gives a waiting
 /// desk or search about nine tenths of a core the indexer also wants).
@@ -1074,6 +1066,14 @@ pub fn in_background<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
+/// How the server's writer merges the small segments that its frequent
+/// commits make (one per refresh: at the desk, every checkout re-indexes its
+/// record). Tantivy's default puts every segment under 10,000 documents in
+/// one layer, so each merge rewrote the growing small segment with the few
+/// new documents: under sixteen desks that took half the server's CPU.
+/// Layers from 100 documents make merges geometric (each document is
+/// rewritten about log(n) times), and a segment with a fifth of its
+/// documents deleted is merged to drop them.
 fn steady_merge_policy() -> tantivy::indexer::LogMergePolicy {
     let mut policy = tantivy::indexer::LogMergePolicy::default();
     policy.set_min_layer_size(100);
