@@ -80,6 +80,11 @@ pub struct IndexOptions {
     pub read_only: bool,
     /// Outbox rows (or records, in a rebuild) applied per index commit.
     pub batch: u64,
+    /// Shelved availability is folded into the documents once this many
+    /// records have it ([`search::FOLD_RECORDS`])…
+    pub fold_records: usize,
+    /// …or the oldest is this old ([`search::FOLD_AFTER`]).
+    pub fold_after: std::time::Duration,
 }
 
 impl Default for IndexOptions {
@@ -89,6 +94,8 @@ impl Default for IndexOptions {
             writer_memory: 15_000_000,
             read_only: false,
             batch: 2000,
+            fold_records: search::FOLD_RECORDS,
+            fold_after: search::FOLD_AFTER,
         }
     }
 }
@@ -118,7 +125,8 @@ impl App {
             (Some(dir), true) => search::SearchHandle::open_read_only(dir)?,
             _ => search::SearchHandle::open(index.dir.as_deref(), index.writer_memory)?,
         }
-        .with_batch(index.batch);
+        .with_batch(index.batch)
+        .with_fold(index.fold_records, index.fold_after);
         Ok(App(Arc::new(AppParts {
             store,
             settings: Arc::new(settings),

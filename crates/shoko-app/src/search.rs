@@ -1,20 +1,37 @@
 //! Search: the index kept in step with the catalogue through the outbox, and
 //! queries answered with records from the database.
 //!
-//! The index's commit payload says which outbox row it has applied; catching
-//! up applies every later row, oldest first, and commits with the new
-//! position, so a crash at any point loses nothing (the rows are applied
-//! again, and applying a row twice gives the same document).
+//! The index's commit payload says which outbox row its documents have
+//! applied; catching up applies every later row, oldest first, and commits
+//! with the new position, so a crash at any point loses nothing (the rows are
+//! applied again, and applying a row twice gives the same document).
+//!
+//! A row for an item's status change alone (a checkout, a return) changes
+//! only the record's availability: it goes to the index's shelves in memory,
+//! with no commit, and the shelved records are folded into their documents
+//! in one commit once there are [`FOLD_RECORDS`] of them or the oldest is
+//! [`FOLD_AFTER`] old. Until then the payload stays before them, so a
+//! restart reads them again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use shoko_search::{IndexDoc, SearchError, SearchIndex, SearchRequest};
+use shoko_search::{IndexDoc, SearchError, SearchIndex, SearchRequest, Shelf};
 use shoko_store::{RecordRow, StoreError, StoredItem};
 
 use crate::App;
+
+/// Shelved records (availability newer than their documents) that make the
+/// indexer fold them into their documents: one commit of this many
+/// documents instead of one per refresh. A few megabytes of memory.
+pub const FOLD_RECORDS: usize = 5_000;
+
+/// How long availability stays shelved at most before it is folded into
+/// the documents; also bounds what a restart reads again from the outbox,
+/// and how stale availability looks to `shoko search` beside a server.
+pub const FOLD_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The current index, swappable while searches run (a rebuild builds a new
 /// one beside it and swaps it in).
@@ -24,6 +41,9 @@ pub struct SearchHandle {
     memory: usize,
     /// Outbox rows or records applied per index commit.
     batch: u64,
+    /// When shelved availability is folded into the documents: this many
+    /// records, or the oldest this old.
+    fold: (usize, std::time::Duration),
     /// The last indexing failure, shown in health until a catch-up succeeds.
     last_error: std::sync::Mutex<Option<String>>,
     /// The outbox position searches see, announced after every index commit.
@@ -66,12 +86,13 @@ impl SearchHandle {
                 }
             },
         };
-        let applied = tokio::sync::watch::Sender::new(index.applied_outbox_id()?);
+        let applied = tokio::sync::watch::Sender::new(index.applied_outbox_id());
         Ok(SearchHandle {
             current: RwLock::new(Arc::new(index)),
             dir: dir.map(Path::to_path_buf),
             memory,
             batch: 2000,
+            fold: (FOLD_RECORDS, FOLD_AFTER),
             last_error: std::sync::Mutex::new(None),
             applied,
         })
@@ -91,12 +112,13 @@ impl SearchHandle {
             )));
         }
         let index = SearchIndex::open_read_only(dir)?;
-        let applied = tokio::sync::watch::Sender::new(index.applied_outbox_id()?);
+        let applied = tokio::sync::watch::Sender::new(index.applied_outbox_id());
         Ok(SearchHandle {
             current: RwLock::new(Arc::new(index)),
             dir: Some(dir.to_path_buf()),
             memory: 0,
             batch: 2000,
+            fold: (FOLD_RECORDS, FOLD_AFTER),
             last_error: std::sync::Mutex::new(None),
             applied,
         })
@@ -105,6 +127,13 @@ impl SearchHandle {
     /// Sets how many outbox rows or records each index commit applies.
     pub fn with_batch(mut self, batch: u64) -> SearchHandle {
         self.batch = batch.max(1);
+        self
+    }
+
+    /// Sets when shelved availability is folded into the documents (see
+    /// [`FOLD_RECORDS`], [`FOLD_AFTER`]).
+    pub fn with_fold(mut self, records: usize, after: std::time::Duration) -> SearchHandle {
+        self.fold = (records.max(1), after);
         self
     }
 
@@ -130,6 +159,9 @@ pub struct IndexStatus {
     pub lag_seconds: f64,
     /// Records in the index.
     pub documents: u64,
+    /// Records whose availability changed since their documents were
+    /// written: searches see it from memory until it is folded in.
+    pub shelved: usize,
     /// The last indexing failure, if the latest attempt failed.
     pub last_error: Option<String>,
 }
@@ -276,7 +308,9 @@ fn to_doc(r: &RecordRow, items: &[&StoredItem]) -> IndexDoc {
         campuses: campuses.into_iter().collect(),
         call_numbers: items.iter().filter_map(|i| i.call_number.clone()).collect(),
         available: items.iter().any(|i| i.status == "available"),
-        display: serde_json::to_string(&display_of(r, items)).ok(),
+        display: serde_json::to_string(&display_of(r, items))
+            .ok()
+            .map(Arc::from),
     }
 }
 
@@ -305,7 +339,7 @@ impl App {
     /// A new, empty index is built from the records instead.
     pub async fn index_catch_up(&self) -> Result<u64, IndexError> {
         let index = self.search.get();
-        let mut applied = index.applied_outbox_id()?;
+        let mut applied = index.applied_outbox_id();
         if applied == 0
             && index.num_docs() == 0
             && let Some((head, _)) = self.store.outbox_head().await?
@@ -317,26 +351,75 @@ impl App {
         let mut total = 0;
         loop {
             let rows = self.store.outbox_after(applied, self.search.batch).await?;
-            let Some(&(last, _, _)) = rows.last() else {
+            let Some(last) = rows.last().map(|r| r.id) else {
                 break;
             };
-            let ids: Vec<i64> = rows
-                .iter()
-                .map(|r| r.1)
-                .collect::<BTreeSet<_>>()
+            let mut whole: BTreeSet<i64> = BTreeSet::new();
+            let mut status: BTreeSet<i64> = BTreeSet::new();
+            for r in &rows {
+                if r.status_only {
+                    status.insert(r.record_id);
+                } else {
+                    whole.insert(r.record_id);
+                }
+            }
+            let (shelved, since) = index.shelved();
+            let (fold_records, fold_after) = self.search.fold;
+            let fold = shelved + status.len() >= fold_records
+                || since.is_some_and(|t| t.elapsed() >= fold_after);
+            if fold {
+                whole.extend(index.shelved_ids().into_iter().map(|id| id as i64));
+                whole.append(&mut status);
+            }
+            status.retain(|id| !whole.contains(id));
+            let mut changes = Vec::with_capacity(whole.len());
+            for chunk in whole
                 .into_iter()
-                .collect();
-            let changes = self.docs_for(&ids).await?;
+                .collect::<Vec<_>>()
+                .chunks(self.search.batch as usize)
+            {
+                changes.extend(self.docs_for(chunk).await?);
+            }
+            let mut shelves = Vec::with_capacity(status.len());
+            for (id, doc) in self
+                .docs_for(&status.into_iter().collect::<Vec<_>>())
+                .await?
+            {
+                match doc {
+                    Some(d) => shelves.push((
+                        id,
+                        Shelf {
+                            available: d.available,
+                            display: d.display,
+                        },
+                    )),
+                    // Deleted since: its document goes.
+                    None => changes.push((id, None)),
+                }
+            }
+            let (documents, shelved) = (changes.len(), shelves.len());
             // Off the runtime's threads: a commit takes milliseconds that
             // desks and searches would otherwise wait behind.
             let writing = Arc::clone(&index);
-            tokio::task::spawn_blocking(move || writing.apply(changes, last))
+            tokio::task::spawn_blocking(move || writing.apply(changes, shelves, last))
                 .await
                 .map_err(|e| SearchError::Internal(format!("indexing stopped: {e}")))??;
             self.search.applied.send_replace(last);
             total += rows.len() as u64;
             applied = last;
-            tracing::info!(applied, rows = total, "search index: changes applied");
+            if fold {
+                tracing::info!(
+                    applied,
+                    documents,
+                    "search index: shelved availability folded in"
+                );
+            }
+            if documents > 0 {
+                tracing::info!(applied, rows = total, "search index: changes applied");
+            } else {
+                // Availability alone, every refresh at a busy desk.
+                tracing::debug!(applied, shelved, "search index: availability shelved");
+            }
         }
         Ok(total)
     }
@@ -455,7 +538,7 @@ impl App {
         }
         std::fs::rename(ready, d)?;
         let index = SearchIndex::open(d, handle.memory)?;
-        let applied = index.applied_outbox_id()?;
+        let applied = index.applied_outbox_id();
         *cur = Arc::new(index);
         drop(cur);
         if old.exists() {
@@ -492,10 +575,10 @@ impl App {
     /// How far behind the catalogue the index is.
     pub async fn index_status(&self) -> Result<IndexStatus, IndexError> {
         let index = self.search.get();
-        let applied = index.applied_outbox_id()?;
+        let applied = index.applied_outbox_id();
         let (latest, _) = self.store.outbox_head().await?.unwrap_or((0, 0));
         let lag_seconds = match self.store.outbox_after(applied, 1).await?.first() {
-            Some(&(_, _, created)) => ((self.clock.now_ms() - created).max(0) as f64) / 1000.0,
+            Some(row) => ((self.clock.now_ms() - row.created_at).max(0) as f64) / 1000.0,
             None => 0.0,
         };
         Ok(IndexStatus {
@@ -504,6 +587,7 @@ impl App {
             lag_rows: (latest - applied).max(0),
             lag_seconds,
             documents: index.num_docs(),
+            shelved: index.shelved().0,
             last_error: self.search.last_error.lock().ok().and_then(|e| e.clone()),
         })
     }

@@ -24,13 +24,12 @@ fn settings() -> CatalogueSettings {
     s
 }
 
-/// An app on this database with the 300 Japanese fixture records imported
-/// (the index not yet caught up).
-async fn app_with_jpn300(db: &shoko_testkit::TestDb) -> App {
-    let app = App::open(
+/// An app on this database with these index options.
+async fn app_on(db: &shoko_testkit::TestDb, index: &IndexOptions) -> App {
+    App::open(
         db.url(),
         &StoreOptions::default(),
-        &IndexOptions::default(),
+        index,
         shoko_app::Settings {
             catalogue: settings(),
             ..Default::default()
@@ -38,7 +37,17 @@ async fn app_with_jpn300(db: &shoko_testkit::TestDb) -> App {
         Arc::new(SystemClock),
     )
     .await
-    .expect("app");
+    .expect("app")
+}
+
+/// An app on this database with the 300 Japanese fixture records imported
+/// (the index not yet caught up).
+async fn app_with_jpn300(db: &shoko_testkit::TestDb) -> App {
+    app_with_jpn300_on(db, &IndexOptions::default()).await
+}
+
+async fn app_with_jpn300_on(db: &shoko_testkit::TestDb, index: &IndexOptions) -> App {
+    let app = app_on(db, index).await;
     let file = fixtures().join("marc/loc/loc_books2016_jpn300.mrc");
     app.import_files(&[file], InputFormat::Auto, Arc::new(Silent))
         .await
@@ -358,6 +367,154 @@ async fn a_record_that_cannot_be_indexed_is_named_in_health_and_holds_the_index_
         assert_eq!(
             found.hits.iter().map(|h| h.id).collect::<Vec<_>>(),
             vec![id]
+        );
+    })
+    .await;
+}
+
+/// Records with a copy on the shelf, by the availability filter, and what
+/// the hit for `record` shows of its copies: (on the shelf, held).
+async fn on_shelf(app: &App, record: i64) -> (usize, Option<(u32, u32)>) {
+    let page = app
+        .search(&SearchRequest {
+            query: String::new(),
+            limit: 1000,
+            facets: vec![Facet::Availability],
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    let filtered = app
+        .search(&SearchRequest {
+            query: String::new(),
+            limit: 10,
+            filters: vec![(Facet::Availability, "available".into())],
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    let counted = page.facets["availability"]
+        .iter()
+        .find(|v| v.value == "available")
+        .map_or(0, |v| v.count as usize);
+    assert_eq!(counted, filtered.total, "the facet and the filter agree");
+    let shown = page
+        .hits
+        .iter()
+        .find(|h| h.id == record)
+        .and_then(|h| h.availability.first())
+        .map(|a| (a.available, a.total));
+    (filtered.total, shown)
+}
+
+#[tokio::test]
+async fn a_status_change_is_searched_from_memory_read_again_after_a_restart_and_folded_in() {
+    each_engine(|db| async move {
+        let dir = tempfile::tempdir().expect("dir");
+        let options = IndexOptions {
+            dir: Some(dir.path().join("index")),
+            fold_records: 3,
+            ..Default::default()
+        };
+        let app = app_with_jpn300_on(&db, &options).await;
+        app.index_catch_up().await.expect("catch up");
+        let ids: Vec<i64> = app
+            .store
+            .records_after(0, 4)
+            .await
+            .expect("records")
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        let mut items = Vec::new();
+        for (k, id) in ids.iter().enumerate() {
+            let item = app
+                .add_item(
+                    &App::system(),
+                    *id,
+                    ItemSpec {
+                        barcode: Barcode::parse(&format!("KMB10{k}")).expect("barcode"),
+                        campus: CampusCode::parse("KOMABA").expect("campus"),
+                        location: None,
+                        call_number: None,
+                        item_type: ItemTypeCode::parse("BOOK").expect("type"),
+                        status: ItemStatus::Available,
+                    },
+                )
+                .await
+                .expect("add item");
+            items.push(item.id);
+        }
+        app.index_catch_up().await.expect("catch up");
+        assert_eq!(
+            on_shelf(&app, ids[0]).await,
+            (4, Some((1, 1))),
+            "{}",
+            db.engine()
+        );
+        let missing = |app: App, item: i64| async move {
+            app.set_item_status(&App::system(), item, ItemStatus::Missing)
+                .await
+                .expect("status")
+                .expect("item");
+        };
+
+        // A status change is searchable from memory: the documents stay.
+        missing(app.clone(), items[0]).await;
+        assert_eq!(app.index_catch_up().await.expect("catch up"), 1);
+        let status = app.index_status().await.expect("status");
+        assert_eq!((status.lag_rows, status.shelved), (0, 1), "{}", db.engine());
+        assert_eq!(
+            on_shelf(&app, ids[0]).await,
+            (3, Some((0, 1))),
+            "{}",
+            db.engine()
+        );
+
+        // A restart reads it again from the outbox.
+        drop(app);
+        let app = app_on(&db, &options).await;
+        let status = app.index_status().await.expect("status");
+        assert_eq!(
+            (status.lag_rows, status.shelved),
+            (1, 0),
+            "{}: the row after the documents' position is read again",
+            db.engine()
+        );
+        app.index_catch_up().await.expect("catch up");
+        assert_eq!(app.index_status().await.expect("status").shelved, 1);
+        assert_eq!(
+            on_shelf(&app, ids[0]).await,
+            (3, Some((0, 1))),
+            "{}",
+            db.engine()
+        );
+
+        // The third shelved record folds them all into the documents.
+        missing(app.clone(), items[1]).await;
+        missing(app.clone(), items[2]).await;
+        app.index_catch_up().await.expect("catch up");
+        let status = app.index_status().await.expect("status");
+        assert_eq!((status.lag_rows, status.shelved), (0, 0), "{}", db.engine());
+        assert_eq!(
+            on_shelf(&app, ids[1]).await,
+            (1, Some((0, 1))),
+            "{}",
+            db.engine()
+        );
+        drop(app);
+        let app = app_on(&db, &options).await;
+        assert_eq!(
+            app.index_status().await.expect("status").lag_rows,
+            0,
+            "{}: folded availability is in the documents on disk",
+            db.engine()
+        );
+        assert_eq!(
+            on_shelf(&app, ids[2]).await,
+            (1, Some((0, 1))),
+            "{}",
+            db.engine()
         );
     })
     .await;

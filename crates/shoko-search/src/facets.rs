@@ -11,14 +11,16 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocId, Score, Searcher, SegmentOrdinal, SegmentReader};
 
+use crate::shelves::{Shelves, availability_value};
 use crate::{Facet, SearchError};
 
-/// The facet columns of one segment.
-struct SegmentColumns {
+/// The facet columns of one segment, and its record ids.
+pub(crate) struct SegmentColumns {
+    pub(crate) id: Column<u64>,
     campus: Option<StrColumn>,
     language: Option<StrColumn>,
     format: Option<StrColumn>,
-    availability: Option<StrColumn>,
+    pub(crate) availability: Option<StrColumn>,
     year: Column<i64>,
 }
 
@@ -26,6 +28,7 @@ impl SegmentColumns {
     fn open(segment: &SegmentReader) -> Result<SegmentColumns, SearchError> {
         let f = segment.fast_fields();
         Ok(SegmentColumns {
+            id: f.u64("id")?,
             campus: f.str("campus")?,
             language: f.str("language")?,
             format: f.str("format")?,
@@ -52,7 +55,10 @@ pub(crate) struct FacetColumns {
 }
 
 impl FacetColumns {
-    fn for_searcher(&self, searcher: &Searcher) -> Result<Arc<Vec<SegmentColumns>>, SearchError> {
+    pub(crate) fn for_searcher(
+        &self,
+        searcher: &Searcher,
+    ) -> Result<Arc<Vec<SegmentColumns>>, SearchError> {
         let generation = searcher.generation().generation_id();
         let mut cached = self
             .cached
@@ -74,15 +80,18 @@ impl FacetColumns {
         Ok(columns)
     }
 
-    /// A collector counting `facets` over the matches of a search.
+    /// A collector counting `facets` over the matches of a search; a
+    /// record in `shelves` counts under its newer availability.
     pub(crate) fn collector(
         &self,
         searcher: &Searcher,
         facets: &[Facet],
+        shelves: Option<Arc<Shelves>>,
     ) -> Result<FacetCollector, SearchError> {
         Ok(FacetCollector {
             columns: self.for_searcher(searcher)?,
             facets: facets.to_vec(),
+            shelves: shelves.filter(|s| !s.is_empty()),
         })
     }
 }
@@ -91,6 +100,7 @@ impl FacetColumns {
 pub(crate) struct FacetCollector {
     columns: Arc<Vec<SegmentColumns>>,
     facets: Vec<Facet>,
+    shelves: Option<Arc<Shelves>>,
 }
 
 /// Counts in one segment: per facet, one counter per term ordinal (or per
@@ -101,6 +111,9 @@ pub(crate) struct SegmentFacetCounter {
     facets: Vec<Facet>,
     counts: Vec<Vec<u64>>,
     decades: BTreeMap<i64, u64>,
+    shelves: Option<Arc<Shelves>>,
+    /// Records counted under their newer availability: (available, not).
+    shelved: (u64, u64),
 }
 
 pub(crate) type FacetFruit = BTreeMap<Facet, BTreeMap<String, u64>>;
@@ -129,6 +142,8 @@ impl Collector for FacetCollector {
             facets: self.facets.clone(),
             counts,
             decades: BTreeMap::new(),
+            shelves: self.shelves.clone(),
+            shelved: (0, 0),
         })
     }
 
@@ -162,6 +177,19 @@ impl SegmentCollector for SegmentFacetCounter {
                 }
                 continue;
             }
+            if *facet == Facet::Availability
+                && let Some(shelf) = self.shelves.as_ref().and_then(|s| {
+                    let id = columns.id.first(doc)?;
+                    s.get(&id)
+                })
+            {
+                if shelf.available {
+                    self.shelved.0 += 1;
+                } else {
+                    self.shelved.1 += 1;
+                }
+                continue;
+            }
             if let Some(column) = columns.str_column(*facet) {
                 for ord in column.term_ords(doc) {
                     if let Some(n) = self.counts[k].get_mut(ord as usize) {
@@ -178,6 +206,15 @@ impl SegmentCollector for SegmentFacetCounter {
         let mut term = String::new();
         for (k, facet) in self.facets.iter().enumerate() {
             let values = fruit.entry(*facet).or_default();
+            if *facet == Facet::Availability {
+                for (available, n) in [(true, self.shelved.0), (false, self.shelved.1)] {
+                    if n > 0 {
+                        *values
+                            .entry(availability_value(available).to_owned())
+                            .or_default() += n;
+                    }
+                }
+            }
             if *facet == Facet::Year {
                 for (from, n) in &self.decades {
                     values.insert(format!("{from}-{}", from + 9), *n);
@@ -189,7 +226,7 @@ impl SegmentCollector for SegmentFacetCounter {
             };
             for (ord, n) in self.counts[k].iter().enumerate() {
                 if *n > 0 && column.ord_to_str(ord as u64, &mut term).unwrap_or(false) {
-                    values.insert(term.clone(), *n);
+                    *values.entry(term.clone()).or_default() += *n;
                 }
             }
         }

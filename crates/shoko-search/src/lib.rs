@@ -7,15 +7,24 @@
 //! bigrams, so 大学 finds 東京大学 and a title holding the same bigrams out of
 //! order does not match.
 //!
-//! The index remembers how far it has applied the catalogue outbox in its own
-//! commit payload, so index contents and progress always commit together.
+//! The index remembers how far its documents have applied the catalogue
+//! outbox in its own commit payload, so index contents and progress always
+//! commit together. Availability that changed since (a checkout, a return)
+//! is held in memory beside it (see [`Shelf`]) and folded into the documents
+//! now and then; after a crash it is read again from the outbox rows after
+//! the payload.
 
 mod facets;
 mod query;
+mod shelves;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+pub use shelves::Shelf;
+use shelves::{AvailabilityFilter, Shelves};
 
 use query::Field as QField;
 pub use query::{Field as QueryField, Query, parse as parse_query};
@@ -130,7 +139,7 @@ pub struct IndexDoc {
     /// What a hit list shows of the record, stored as given (the caller's
     /// JSON), so that a page of hits needs no database round trip. Kept
     /// current like the rest of the document, through the outbox.
-    pub display: Option<String>,
+    pub display: Option<Arc<str>>,
 }
 
 /// Why the index could not do something.
@@ -363,6 +372,12 @@ pub struct SearchIndex {
     memory: usize,
     /// Facet columns, opened once per index generation.
     facet_columns: facets::FacetColumns,
+    /// Availability newer than the documents, and since when there is any.
+    shelves: RwLock<(Arc<Shelves>, Option<std::time::Instant>)>,
+    /// The outbox row up to which the documents are current (the payload).
+    committed: AtomicI64,
+    /// The outbox row up to which documents and shelves together are.
+    applied: AtomicI64,
 }
 
 impl SearchIndex {
@@ -427,6 +442,11 @@ impl SearchIndex {
             })?,
             None => None,
         };
+        let committed = index
+            .load_metas()?
+            .payload
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
         Ok(SearchIndex {
             index,
             reader,
@@ -434,29 +454,92 @@ impl SearchIndex {
             fields,
             memory: memory.unwrap_or(15_000_000).max(15_000_000),
             facet_columns: facets::FacetColumns::default(),
+            shelves: RwLock::new((Arc::default(), None)),
+            committed: AtomicI64::new(committed),
+            applied: AtomicI64::new(committed),
         })
     }
 
-    /// The last outbox row applied, from the last commit's payload (0 for a new index).
-    pub fn applied_outbox_id(&self) -> Result<i64, SearchError> {
-        let meta = self.index.load_metas()?;
-        Ok(meta.payload.and_then(|p| p.parse().ok()).unwrap_or(0))
+    /// The last outbox row applied, to the documents or the shelves (0 for
+    /// a new index). On opening, the documents' position from the last
+    /// commit's payload.
+    pub fn applied_outbox_id(&self) -> i64 {
+        self.applied.load(Ordering::Acquire)
     }
 
-    /// Replaces (or, with `None`, deletes) the documents of records, and
-    /// commits together with the outbox position reached.
+    /// The last outbox row the documents on disk are current to: where a
+    /// restarted indexer goes on from.
+    pub fn committed_outbox_id(&self) -> i64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    fn shelf_snapshot(&self) -> (Arc<Shelves>, Option<std::time::Instant>) {
+        let guard = self.shelves.read().unwrap_or_else(|p| p.into_inner());
+        (Arc::clone(&guard.0), guard.1)
+    }
+
+    /// How many records' availability is newer than their documents, and
+    /// since when there has been any.
+    pub fn shelved(&self) -> (usize, Option<std::time::Instant>) {
+        let (shelves, since) = self.shelf_snapshot();
+        (shelves.len(), since)
+    }
+
+    /// The records whose availability is newer than their documents.
+    pub fn shelved_ids(&self) -> Vec<u64> {
+        self.shelf_snapshot().0.keys().copied().collect()
+    }
+
+    /// Applies outbox rows up to `outbox_id`: replaces (or, with `None`,
+    /// deletes) the documents of `changes`, and records the newer
+    /// availability of `shelves` (records whose items only changed status)
+    /// without touching their documents.
+    ///
+    /// Documents are committed together with the outbox position up to which
+    /// the documents alone are current: while shelves are pending, the
+    /// position before the first of them, so that a restart reads them
+    /// again from the outbox. Shelves alone commit nothing. A document
+    /// written for a shelved record replaces its shelf: applying every
+    /// shelved record as a document folds them all, and the position moves
+    /// up to `outbox_id`.
     ///
     /// Blocks until the commit is done; it runs on a thread of its own at a
     /// lower priority (see [`in_background`]).
     pub fn apply(
         &self,
         changes: Vec<(u64, Option<IndexDoc>)>,
+        shelves: Vec<(u64, Shelf)>,
         outbox_id: i64,
     ) -> Result<(), SearchError> {
-        in_background(|| {
-            self.stage(changes)?;
-            self.commit(outbox_id)
-        })
+        let (before, since) = self.shelf_snapshot();
+        let mut after = Shelves::clone(&before);
+        for (id, _) in &changes {
+            after.remove(id);
+        }
+        let documents_current_to = if !after.is_empty() {
+            // Older shelves stay: their rows are still only in memory.
+            self.committed_outbox_id()
+        } else if shelves.is_empty() {
+            outbox_id
+        } else {
+            // Every row before this batch is in the documents now.
+            self.applied_outbox_id()
+        };
+        if !changes.is_empty() || documents_current_to != self.committed_outbox_id() {
+            in_background(|| {
+                self.stage(changes)?;
+                self.commit(documents_current_to)
+            })?;
+        }
+        after.extend(shelves);
+        let since = match (after.is_empty(), since) {
+            (true, _) => None,
+            (false, Some(t)) => Some(t),
+            (false, None) => Some(std::time::Instant::now()),
+        };
+        *self.shelves.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(after), since);
+        self.applied.store(outbox_id, Ordering::Release);
+        Ok(())
     }
 
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, IndexWriter>, SearchError> {
@@ -489,6 +572,8 @@ impl SearchIndex {
         commit.set_payload(&outbox_id.to_string());
         commit.commit()?;
         drop(writer);
+        self.committed.store(outbox_id, Ordering::Release);
+        self.applied.fetch_max(outbox_id, Ordering::AcqRel);
         self.reader.reload()?;
         Ok(())
     }
@@ -541,7 +626,7 @@ impl SearchIndex {
         }
         doc.add_text(f.title_reading, &d.title_reading);
         if let Some(display) = &d.display {
-            doc.add_text(f.display, display);
+            doc.add_text(f.display, display.as_ref());
         }
         let mut exact: BTreeSet<String> = BTreeSet::new();
         for t in [&d.title, &d.title_reading] {
@@ -603,8 +688,23 @@ impl SearchIndex {
         req: &SearchRequest,
     ) -> Result<SearchResult, SearchError> {
         let searcher = self.reader.searcher();
+        let shelves = Some(self.shelf_snapshot().0).filter(|s| !s.is_empty());
         let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = vec![(Occur::Must, self.compile(query)?)];
+        // With shelves pending, availability is decided match by match.
+        let mut wanted_availability: Option<Option<bool>> = None;
         for (facet, value) in &req.filters {
+            if *facet == Facet::Availability && shelves.is_some() {
+                let wanted = match value.as_str() {
+                    "available" => Some(true),
+                    "unavailable" => Some(false),
+                    _ => None,
+                };
+                wanted_availability = match wanted_availability {
+                    Some(before) if before != wanted => Some(None),
+                    _ => Some(wanted),
+                };
+                continue;
+            }
             clauses.push((Occur::Must, self.filter(*facet, value)?));
         }
         // Known-item searches first: the whole title, exactly, then the
@@ -633,28 +733,42 @@ impl SearchIndex {
         let counter = if req.facets.is_empty() {
             None
         } else {
-            Some(self.facet_columns.collector(&searcher, &req.facets)?)
+            Some(
+                self.facet_columns
+                    .collector(&searcher, &req.facets, shelves.clone())?,
+            )
+        };
+        let keep = match (wanted_availability, &shelves) {
+            (Some(wanted), Some(shelves)) => Some((
+                self.facet_columns.for_searcher(&searcher)?,
+                Arc::clone(shelves),
+                wanted,
+            )),
+            _ => None,
         };
         // Hits, total and facets in one pass over the matches.
         let (docs, total, counted) = match req.sort {
-            Sort::Relevance => one_pass(&searcher, &query, top.order_by_score(), counter)?,
+            Sort::Relevance => one_pass(&searcher, &query, top.order_by_score(), counter, keep)?,
             Sort::Title => unscored(one_pass(
                 &searcher,
                 &query,
                 top.order_by_string_fast_field("title_sort", Order::Asc),
                 counter,
+                keep,
             )?),
             Sort::YearDesc => unscored(one_pass(
                 &searcher,
                 &query,
                 top.order_by_fast_field::<i64>("year", Order::Desc),
                 counter,
+                keep,
             )?),
             Sort::YearAsc => unscored(one_pass(
                 &searcher,
                 &query,
                 top.order_by_fast_field::<i64>("year", Order::Asc),
                 counter,
+                keep,
             )?),
         };
         let mut facets = BTreeMap::new();
@@ -682,10 +796,13 @@ impl SearchIndex {
                 .get_first(self.fields.id)
                 .and_then(|v| v.as_u64())
                 .ok_or_else(|| SearchError::Internal("a document without id".into()))?;
-            let display = doc
-                .get_first(self.fields.display)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned);
+            let display = match shelves.as_ref().and_then(|s| s.get(&id)) {
+                Some(shelf) => shelf.display.as_deref().map(str::to_owned),
+                None => doc
+                    .get_first(self.fields.display)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
+            };
             hits.push(Hit { id, score, display });
         }
         Ok(SearchResult {
@@ -1001,26 +1118,36 @@ fn unscored<K, R>(
     )
 }
 
-/// The top hits, the count and (when asked) the facets, in one pass.
+/// What decides availability match by match while shelves are pending:
+/// the columns, the shelves, and the value wanted (`None`: a value no record has).
+type KeepAvailability = (Arc<Vec<facets::SegmentColumns>>, Arc<Shelves>, Option<bool>);
+
+/// The top hits, the count and (when asked) the facets, in one pass; with
+/// `keep`, over the matches of the wanted availability only.
 fn one_pass<C>(
     searcher: &tantivy::Searcher,
     query: &dyn TQuery,
     top: C,
     counter: Option<facets::FacetCollector>,
+    keep: Option<KeepAvailability>,
 ) -> Result<(C::Fruit, usize, Option<facets::FacetFruit>), SearchError>
 where
     C: tantivy::collector::Collector,
 {
-    Ok(match counter {
-        Some(counter) => {
-            let (docs, total, counted) = searcher.search(query, &(top, Count, counter))?;
-            (docs, total, Some(counted))
-        }
-        None => {
-            let (docs, total) = searcher.search(query, &(top, Count))?;
-            (docs, total, None)
-        }
-    })
+    let all = (top, Count, counter);
+    let (docs, total, counted) = match keep {
+        Some((columns, shelves, wanted)) => searcher.search(
+            query,
+            &AvailabilityFilter {
+                inner: all,
+                columns,
+                shelves,
+                wanted,
+            },
+        )?,
+        None => searcher.search(query, &all)?,
+    };
+    Ok((docs, total, counted))
 }
 
 /// The indexed form of an ISBN (any form, as ISBN-13) or ISSN (8 characters).

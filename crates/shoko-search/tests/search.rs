@@ -3,9 +3,10 @@
 
 use std::collections::BTreeSet;
 use std::io::BufReader;
+use std::sync::Arc;
 
 use shoko_domain::catalogue::summarise;
-use shoko_search::{Facet, IndexDoc, SearchIndex, SearchRequest};
+use shoko_search::{Facet, IndexDoc, SearchIndex, SearchRequest, Shelf, Sort};
 use shoko_testkit::fixtures;
 use shoko_text::normalize;
 
@@ -40,7 +41,11 @@ fn docs(file: &str, first_id: u64) -> Vec<IndexDoc> {
 fn index_of(docs: &[IndexDoc]) -> SearchIndex {
     let index = SearchIndex::in_memory().expect("index");
     index
-        .apply(docs.iter().map(|d| (d.id, Some(d.clone()))).collect(), 42)
+        .apply(
+            docs.iter().map(|d| (d.id, Some(d.clone()))).collect(),
+            Vec::new(),
+            42,
+        )
         .expect("apply");
     index
 }
@@ -67,7 +72,7 @@ fn is_cjk(c: char) -> bool {
 fn every_japanese_title_substring_of_1_to_8_characters_finds_exactly_the_titles_containing_it() {
     let docs = docs("loc_books2016_jpn300.mrc", 1);
     let index = index_of(&docs);
-    assert_eq!(index.applied_outbox_id().expect("payload"), 42);
+    assert_eq!(index.applied_outbox_id(), 42);
     let titles: Vec<(u64, String, String)> = docs
         .iter()
         .map(|d| (d.id, normalize(&d.title), normalize(&d.title_reading)))
@@ -208,6 +213,138 @@ fn facets_count_the_matching_records_and_filters_narrow_them() {
     assert_eq!(hongo.total, 100);
 }
 
+/// Ids on the shelf by the availability filter, the facet's counts, and
+/// the display shown for `shown`.
+fn availability_view(
+    index: &SearchIndex,
+    sort: Sort,
+    shown: u64,
+) -> (BTreeSet<u64>, Vec<(String, u64)>, Option<String>) {
+    let on_shelf = index
+        .search(&SearchRequest {
+            query: String::new(),
+            sort,
+            limit: 1000,
+            filters: vec![(Facet::Availability, "available".into())],
+            ..Default::default()
+        })
+        .expect("search");
+    let all = index
+        .search(&SearchRequest {
+            query: String::new(),
+            limit: 1000,
+            facets: vec![Facet::Availability],
+            ..Default::default()
+        })
+        .expect("search");
+    let display = all
+        .hits
+        .iter()
+        .find(|h| h.id == shown)
+        .and_then(|h| h.display.clone());
+    (
+        on_shelf.hits.iter().map(|h| h.id).collect(),
+        all.facets["availability"].clone(),
+        display,
+    )
+}
+
+#[test]
+fn shelved_availability_is_searched_at_once_without_a_commit_and_folds_into_the_documents() {
+    let docs = docs("loc_books2016_jpn300.mrc", 1);
+    let index = index_of(&docs);
+    let (before, facet, _) = availability_view(&index, Sort::Relevance, 1);
+    assert_eq!(before.len(), 225, "three in four are on the shelf");
+    assert_eq!(
+        facet,
+        vec![
+            ("available".to_owned(), 225),
+            ("unavailable".to_owned(), 75)
+        ]
+    );
+    // Record 1 (unavailable) is returned, records 2 and 3 lent out.
+    let shelf = |available: bool, text: &str| Shelf {
+        available,
+        display: Some(Arc::from(text)),
+    };
+    index
+        .apply(
+            Vec::new(),
+            vec![
+                (1, shelf(true, "{\"returned\":1}")),
+                (2, shelf(false, "{\"lent\":2}")),
+                (3, shelf(false, "{\"lent\":3}")),
+            ],
+            43,
+        )
+        .expect("shelve");
+    assert_eq!(index.applied_outbox_id(), 43);
+    assert_eq!(
+        index.committed_outbox_id(),
+        42,
+        "shelves alone commit nothing: a restart reads them again"
+    );
+    assert_eq!(index.shelved().0, 3);
+    let mut expected = before.clone();
+    expected.insert(1);
+    expected.remove(&2);
+    expected.remove(&3);
+    for sort in [Sort::Relevance, Sort::Title, Sort::YearDesc] {
+        let (shelved, facet, display) = availability_view(&index, sort, 1);
+        assert_eq!(shelved, expected, "{sort:?}");
+        assert_eq!(
+            facet,
+            vec![
+                ("available".to_owned(), 224),
+                ("unavailable".to_owned(), 76)
+            ]
+        );
+        assert_eq!(display.as_deref(), Some("{\"returned\":1}"));
+    }
+    let none = index
+        .search(&SearchRequest {
+            query: String::new(),
+            limit: 10,
+            filters: vec![(Facet::Availability, "lost".into())],
+            ..Default::default()
+        })
+        .expect("search");
+    assert_eq!(none.total, 0, "a value no record has matches nothing");
+
+    // A document written for record 2 replaces its shelf; the others stay,
+    // so the documents are still only current up to before the shelves.
+    let mut two = docs[1].clone();
+    two.available = false;
+    index
+        .apply(vec![(2, Some(two))], Vec::new(), 44)
+        .expect("apply");
+    assert_eq!(index.shelved().0, 2);
+    assert_eq!(index.committed_outbox_id(), 42);
+    assert_eq!(availability_view(&index, Sort::Relevance, 1).0, expected);
+
+    // Folding: the shelved records as documents.
+    let mut one = docs[0].clone();
+    one.available = true;
+    one.display = Some(Arc::from("{\"returned\":1}"));
+    let mut three = docs[2].clone();
+    three.available = false;
+    index
+        .apply(vec![(1, Some(one)), (3, Some(three))], Vec::new(), 45)
+        .expect("fold");
+    assert_eq!(index.shelved(), (0, None));
+    assert_eq!(index.committed_outbox_id(), 45);
+    let (folded, facet, display) = availability_view(&index, Sort::Relevance, 1);
+    assert_eq!(folded, expected);
+    assert_eq!(
+        facet,
+        vec![
+            ("available".to_owned(), 224),
+            ("unavailable".to_owned(), 76)
+        ]
+    );
+    assert_eq!(display.as_deref(), Some("{\"returned\":1}"));
+}
+
 #[test]
 fn replacing_and_deleting_a_record_is_visible_after_apply() {
     let docs = docs("loc_books2016_kor100.mrc", 1);
@@ -217,6 +354,7 @@ fn replacing_and_deleting_a_record_is_visible_after_apply() {
     index
         .apply(
             vec![(changed.id, Some(changed.clone())), (docs[1].id, None)],
+            Vec::new(),
             43,
         )
         .expect("apply");
@@ -233,7 +371,7 @@ fn replacing_and_deleting_a_record_is_visible_after_apply() {
             )
             .collect()
     );
-    assert_eq!(index.applied_outbox_id().expect("payload"), 43);
+    assert_eq!(index.applied_outbox_id(), 43);
 }
 
 #[test]
@@ -461,6 +599,7 @@ fn the_index_writers_threads_run_below_the_servers_own() {
                 .into_iter()
                 .map(|d| (d.id, Some(d)))
                 .collect(),
+            Vec::new(),
             1,
         )
         .expect("apply");

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use shoko_domain::ItemSpec;
 use shoko_domain::acquisitions::{FundBalance, Money};
 
-use crate::catalogue::{StoredItem, col, item_in, item_values, write_outbox};
+use crate::catalogue::{OUTBOX_RECORD, StoredItem, col, item_in, item_values, write_outbox};
 use crate::{Store, StoreError, WriteTx};
 
 /// A vendor.
@@ -694,7 +694,7 @@ impl WriteTx {
         );
         insert.values_panic(item_values(record_id, item, self.ctx.now));
         txn.execute(&insert).await?;
-        write_outbox(txn, &[record_id], "upsert", self.ctx.now).await?;
+        write_outbox(txn, &[record_id], OUTBOX_RECORD, self.ctx.now).await?;
         item_in(txn, barcode()).await
     }
 

@@ -614,7 +614,7 @@ impl Store {
         write_items(&txn, &touched, now, &mut outcome).await?;
 
         let ids: Vec<i64> = touched.iter().map(|(id, _)| *id).collect();
-        write_outbox(&txn, &ids, "upsert", now).await?;
+        write_outbox(&txn, &ids, OUTBOX_RECORD, now).await?;
         txn.execute(
             &Query::update()
                 .table("import_runs")
@@ -819,7 +819,7 @@ impl Store {
         );
         insert.values_panic(item_values(record_id, item, now));
         txn.execute(&insert).await?;
-        write_outbox(&txn, &[record_id], "upsert", now).await?;
+        write_outbox(&txn, &[record_id], OUTBOX_RECORD, now).await?;
         let stored = item_in(&txn, Expr::col("barcode").eq(item.barcode.as_str()))
             .await?
             .ok_or_else(|| StoreError::Corrupt("inserted item not found".into()))?;
@@ -866,7 +866,7 @@ impl Store {
             other => other?,
         };
         update_record_row(&txn, id, record_.row, ctx.now, Some(expected_version)).await?;
-        write_outbox(&txn, &[id], "upsert", ctx.now).await?;
+        write_outbox(&txn, &[id], OUTBOX_RECORD, ctx.now).await?;
         let after = summary_in(&txn, id).await?;
         let audit = vec![AuditEntry::new(
             "record.replace",
@@ -931,7 +931,7 @@ impl Store {
                 .to_owned(),
         )
         .await?;
-        write_outbox(&txn, &[id], "delete", ctx.now).await?;
+        write_outbox(&txn, &[id], OUTBOX_DELETE, ctx.now).await?;
         let audit = vec![AuditEntry::new(
             "record.delete",
             "record",
@@ -978,7 +978,7 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("item {item_id} vanished")))?;
         let item = row_to_item(&row)?;
-        write_outbox(&txn, &[item.record_id], "upsert", ctx.now).await?;
+        write_outbox(&txn, &[item.record_id], OUTBOX_STATUS, ctx.now).await?;
         let audit = vec![AuditEntry::new(
             "item.status",
             "item",
@@ -1014,17 +1014,13 @@ impl Store {
         Ok(c)
     }
 
-    /// Outbox rows after `after`, oldest first: (outbox id, record id, created at).
-    pub async fn outbox_after(
-        &self,
-        after: i64,
-        limit: u64,
-    ) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+    /// Outbox rows after `after`, oldest first.
+    pub async fn outbox_after(&self, after: i64, limit: u64) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = self
             .db
             .query_all(
                 &Query::select()
-                    .columns(["id", "record_id", "created_at"])
+                    .columns(["id", "record_id", "op", "created_at"])
                     .from("catalogue_outbox")
                     .and_where(Expr::col("id").gt(after))
                     .order_by("id", sea_orm::sea_query::Order::Asc)
@@ -1033,7 +1029,14 @@ impl Store {
             )
             .await?;
         rows.iter()
-            .map(|r| Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?)))
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: col(r, 0)?,
+                    record_id: col(r, 1)?,
+                    status_only: col::<String>(r, 2)? == OUTBOX_STATUS,
+                    created_at: col(r, 3)?,
+                })
+            })
             .collect()
     }
 
@@ -1150,6 +1153,28 @@ async fn update_record_row(
     }
     txn.execute(&update).await?;
     Ok(())
+}
+
+/// An outbox row's `op` for a change to a record or its items (added,
+/// edited, an item added or moved): the index replaces the record's document.
+pub(crate) const OUTBOX_RECORD: &str = "upsert";
+/// An outbox row's `op` for a record deleted.
+pub(crate) const OUTBOX_DELETE: &str = "delete";
+/// An outbox row's `op` for an item's status change and nothing else
+/// (circulation): only the record's availability changed.
+pub(crate) const OUTBOX_STATUS: &str = "status";
+
+/// A change for the search index to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// Its position.
+    pub id: i64,
+    /// The record changed.
+    pub record_id: i64,
+    /// Only an item's status changed: the record's availability, not its text.
+    pub status_only: bool,
+    /// When, in ms since the epoch.
+    pub created_at: i64,
 }
 
 /// One outbox row per record, in the caller's transaction.

@@ -9,7 +9,7 @@ use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, LockType, Order, Query, Sele
 use sea_orm::{ConnectionTrait, QueryResult, Statement};
 use serde::Serialize;
 
-use crate::catalogue::{ITEM_COLUMNS, col, outbox_inserts, row_to_item};
+use crate::catalogue::{ITEM_COLUMNS, OUTBOX_STATUS, col, outbox_inserts, row_to_item};
 use crate::{Store, StoreError, StoredItem, WriteTx};
 
 /// A patron as stored (the password hash is read on its own).
@@ -604,7 +604,7 @@ impl WriteTx {
                 .and_where(Expr::col("id").eq(item.id))
                 .to_owned(),
         );
-        for insert in outbox_inserts(&[item.record_id], "upsert", self.ctx.now) {
+        for insert in outbox_inserts(&[item.record_id], OUTBOX_STATUS, self.ctx.now) {
             self.later(&insert);
         }
         Ok(())
@@ -1824,7 +1824,7 @@ const INVARIANTS: [Invariant; 7] = [
         check: "SELECT barcode FROM items WHERE status = 'on_loan' AND NOT EXISTS \
                 (SELECT 1 FROM loans l WHERE l.open_item_id = items.id)",
         repair: &[
-            "INSERT INTO catalogue_outbox (record_id, op, created_at) SELECT record_id, 'upsert', {now} \
+            "INSERT INTO catalogue_outbox (record_id, op, created_at) SELECT record_id, 'status', {now} \
              FROM items WHERE status = 'on_loan' AND NOT EXISTS \
              (SELECT 1 FROM loans l WHERE l.open_item_id = items.id)",
             "UPDATE items SET status = 'available', version = version + 1, updated_at = {now} \
@@ -1837,7 +1837,7 @@ const INVARIANTS: [Invariant; 7] = [
         check: "SELECT barcode FROM items WHERE status <> 'on_loan' AND EXISTS \
                 (SELECT 1 FROM loans l WHERE l.open_item_id = items.id)",
         repair: &[
-            "INSERT INTO catalogue_outbox (record_id, op, created_at) SELECT record_id, 'upsert', {now} \
+            "INSERT INTO catalogue_outbox (record_id, op, created_at) SELECT record_id, 'status', {now} \
              FROM items WHERE status <> 'on_loan' AND EXISTS \
              (SELECT 1 FROM loans l WHERE l.open_item_id = items.id)",
             "UPDATE items SET status = 'on_loan', version = version + 1, updated_at = {now} \
@@ -1870,7 +1870,7 @@ const INVARIANTS: [Invariant; 7] = [
         check: "SELECT barcode FROM items WHERE status = 'in_transit' AND NOT EXISTS \
                 (SELECT 1 FROM transits t WHERE t.open_item_id = items.id)",
         repair: &[
-            "INSERT INTO catalogue_outbox (record_id, op, created_at) SELECT record_id, 'upsert', {now} \
+            "INSERT INTO catalogue_outbox (record_id, op, created_at) SELECT record_id, 'status', {now} \
              FROM items WHERE status = 'in_transit' AND NOT EXISTS \
              (SELECT 1 FROM transits t WHERE t.open_item_id = items.id)",
             "UPDATE items SET status = 'available', version = version + 1, updated_at = {now} \
@@ -1883,7 +1883,7 @@ const INVARIANTS: [Invariant; 7] = [
         check: "SELECT barcode FROM items WHERE status = 'on_hold_shelf' AND NOT EXISTS \
                 (SELECT 1 FROM holds h WHERE h.item_id = items.id AND h.status = 'on_shelf')",
         repair: &[
-            "INSERT INTO catalogue_outbox (record_id, op, created_at) SELECT record_id, 'upsert', {now} \
+            "INSERT INTO catalogue_outbox (record_id, op, created_at) SELECT record_id, 'status', {now} \
              FROM items WHERE status = 'on_hold_shelf' AND NOT EXISTS \
              (SELECT 1 FROM holds h WHERE h.item_id = items.id AND h.status = 'on_shelf')",
             "UPDATE items SET status = 'available', version = version + 1, updated_at = {now} \

@@ -30,8 +30,8 @@ pub use acquisitions::{
 };
 pub use backup::{BackupCounts, Snapshot};
 pub use catalogue::{
-    BatchOutcome, Counts, ImportRecord, ItemWarning, RecordRow, RecordWrite, ReferenceData,
-    StoredItem,
+    BatchOutcome, Counts, ImportRecord, ItemWarning, OutboxRow, RecordRow, RecordWrite,
+    ReferenceData, StoredItem,
 };
 pub use circulation::{
     AuditRow, CheckinContext, CopyDetails, FineRow, HoldRow, LoanRow, NewLoan, PatronFields,

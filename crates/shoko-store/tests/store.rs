@@ -374,7 +374,8 @@ async fn an_edit_replaces_the_record_at_its_version_and_writes_an_outbox_row() {
         ));
         let outbox = store.outbox_after(0, 10).await.expect("outbox");
         assert_eq!(outbox.len(), 2, "{}: import and one edit", db.engine());
-        assert_eq!(outbox[1].1, stored.id);
+        assert_eq!(outbox[1].record_id, stored.id);
+        assert!(!outbox[1].status_only, "an edit changes the record's text");
     })
     .await;
 }
@@ -421,7 +422,7 @@ async fn a_record_is_deleted_only_without_items_and_at_its_version() {
         assert!(store.record(with_items).await.expect("read").is_some());
         let outbox = store.outbox_after(2, 10).await.expect("outbox");
         assert_eq!(
-            outbox.iter().map(|o| o.1).collect::<Vec<_>>(),
+            outbox.iter().map(|o| o.record_id).collect::<Vec<_>>(),
             vec![without],
             "{}: one outbox row, for the deletion",
             db.engine()
@@ -466,7 +467,9 @@ async fn an_item_status_change_bumps_its_version_and_writes_its_records_outbox_r
         );
         let outbox = store.outbox_after(0, 10).await.expect("outbox");
         assert_eq!(outbox.len(), 2, "{}", db.engine());
-        assert_eq!(outbox[1].1, item.record_id);
+        assert_eq!(outbox[1].record_id, item.record_id);
+        assert!(outbox[1].status_only, "only availability changed");
+        assert!(!outbox[0].status_only, "the import added the record");
     })
     .await;
 }

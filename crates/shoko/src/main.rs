@@ -337,6 +337,7 @@ async fn open_app(
         writer_memory: config.search.writer_memory_mb.clamp(16, 1024) * 1024 * 1024,
         read_only: index_use == IndexUse::ReadOnly,
         batch: config.search.index_batch.clamp(10, 100_000),
+        ..IndexOptions::default()
     };
     App::open(
         &url,
