@@ -365,9 +365,21 @@ impl App {
         if let Err(e) = self.recover_interrupted_runs().await {
             tracing::error!(error = %e, "cannot check for interrupted job runs");
         }
+        let mut first = true;
         loop {
-            if let Err(e) = self.scheduler_tick().await {
-                tracing::error!(error = %e, "scheduler round failed");
+            let runs = match self.scheduler_tick().await {
+                Ok(runs) => runs.len(),
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduler round failed");
+                    0
+                }
+            };
+            if first {
+                // Jobs missed while the server was down (on a new database,
+                // every job) run at start; a backup then loads the machine
+                // for a while, which whoever measures the server waits out.
+                tracing::info!(runs, "jobs due at start done");
+                first = false;
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
