@@ -36,6 +36,8 @@ pub struct Gauges {
     pub outbox_lag_seconds: f64,
     /// Records in the index.
     pub index_documents: u64,
+    /// Records whose availability is newer than their index documents.
+    pub index_shelved: usize,
     /// Bytes of the index directory.
     pub index_bytes: u64,
     /// Bytes of the database (SQLite files or the PostgreSQL database).
@@ -162,6 +164,7 @@ impl App {
             g.outbox_lag_rows = s.lag_rows;
             g.outbox_lag_seconds = s.lag_seconds;
             g.index_documents = s.documents;
+            g.index_shelved = s.shelved;
         }
         if let Some(dir) = &self.operations.data_dir {
             g.index_bytes = dir_bytes(&dir.join("index"));

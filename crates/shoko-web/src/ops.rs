@@ -88,6 +88,7 @@ pub async fn metrics_page(State(app): State<App>) -> Response {
     metrics::gauge!("shoko_outbox_lag_rows").set(g.outbox_lag_rows as f64);
     metrics::gauge!("shoko_outbox_lag_seconds").set(g.outbox_lag_seconds);
     metrics::gauge!("shoko_index_documents").set(g.index_documents as f64);
+    metrics::gauge!("shoko_index_shelved").set(g.index_shelved as f64);
     metrics::gauge!("shoko_index_bytes").set(g.index_bytes as f64);
     metrics::gauge!("shoko_database_bytes").set(g.database_bytes as f64);
     if let Some(free) = g.disk_free_bytes {

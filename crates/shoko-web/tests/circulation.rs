@@ -1192,6 +1192,7 @@ async fn health_says_live_and_ready_check_by_check_and_metrics_count_requests() 
         for gauge in [
             "shoko_outbox_lag_rows",
             "shoko_index_documents",
+            "shoko_index_shelved",
             "shoko_database_bytes",
             "shoko_disk_free_bytes",
             "shoko_db_pool_connections",

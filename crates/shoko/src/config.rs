@@ -116,6 +116,14 @@ pub struct SearchConfig {
     /// (10–100,000). Smaller commits show progress sooner; larger ones
     /// build faster.
     pub index_batch: u64,
+    /// Records whose availability changed (checkouts, returns) held in
+    /// memory beside the index before they are written into it in one
+    /// commit (100–1,000,000).
+    pub fold_records: usize,
+    /// The longest such a change stays only in memory, in seconds (1–3,600):
+    /// what a restart reads again from the outbox, and how stale
+    /// availability looks to `shoko search` beside the server.
+    pub fold_seconds: u64,
     /// Searches running at once (1–1,024); default two per core.
     pub max_concurrent: usize,
     /// Searches that may wait for a turn (0–10,000); more get 503 at once.
@@ -136,6 +144,8 @@ impl Default for SearchConfig {
             writer_memory_mb: 64,
             refresh_interval_ms: 500,
             index_batch: 2000,
+            fold_records: shoko_app::search::FOLD_RECORDS,
+            fold_seconds: shoko_app::search::FOLD_AFTER.as_secs(),
             max_concurrent: limits.max_concurrent,
             queue: limits.queue,
             queue_wait_ms: limits.queue_wait.as_millis() as u64,

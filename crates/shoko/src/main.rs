@@ -337,7 +337,8 @@ async fn open_app(
         writer_memory: config.search.writer_memory_mb.clamp(16, 1024) * 1024 * 1024,
         read_only: index_use == IndexUse::ReadOnly,
         batch: config.search.index_batch.clamp(10, 100_000),
-        ..IndexOptions::default()
+        fold_records: config.search.fold_records.clamp(100, 1_000_000),
+        fold_after: Duration::from_secs(config.search.fold_seconds.clamp(1, 3600)),
     };
     App::open(
         &url,
