@@ -407,6 +407,17 @@ async fn on_shelf(app: &App, record: i64) -> (usize, Option<(u32, u32)>) {
     (filtered.total, shown)
 }
 
+/// Asserts `on_the_shelf` records by the filter and facet, and `record`
+/// shown with its one copy away.
+async fn expect_on_shelf(app: &App, db: &shoko_testkit::TestDb, record: i64, on_the_shelf: usize) {
+    assert_eq!(
+        on_shelf(app, record).await,
+        (on_the_shelf, Some((0, 1))),
+        "{}",
+        db.engine()
+    );
+}
+
 #[tokio::test]
 async fn a_status_change_is_searched_from_memory_read_again_after_a_restart_and_folded_in() {
     each_engine(|db| async move {
@@ -464,12 +475,7 @@ async fn a_status_change_is_searched_from_memory_read_again_after_a_restart_and_
         assert_eq!(app.index_catch_up().await.expect("catch up"), 1);
         let status = app.index_status().await.expect("status");
         assert_eq!((status.lag_rows, status.shelved), (0, 1), "{}", db.engine());
-        assert_eq!(
-            on_shelf(&app, ids[0]).await,
-            (3, Some((0, 1))),
-            "{}",
-            db.engine()
-        );
+        expect_on_shelf(&app, &db, ids[0], 3).await;
 
         // A restart reads it again from the outbox.
         drop(app);
@@ -483,12 +489,7 @@ async fn a_status_change_is_searched_from_memory_read_again_after_a_restart_and_
         );
         app.index_catch_up().await.expect("catch up");
         assert_eq!(app.index_status().await.expect("status").shelved, 1);
-        assert_eq!(
-            on_shelf(&app, ids[0]).await,
-            (3, Some((0, 1))),
-            "{}",
-            db.engine()
-        );
+        expect_on_shelf(&app, &db, ids[0], 3).await;
 
         // The third shelved record folds them all into the documents.
         missing(app.clone(), items[1]).await;
@@ -496,12 +497,7 @@ async fn a_status_change_is_searched_from_memory_read_again_after_a_restart_and_
         app.index_catch_up().await.expect("catch up");
         let status = app.index_status().await.expect("status");
         assert_eq!((status.lag_rows, status.shelved), (0, 0), "{}", db.engine());
-        assert_eq!(
-            on_shelf(&app, ids[1]).await,
-            (1, Some((0, 1))),
-            "{}",
-            db.engine()
-        );
+        expect_on_shelf(&app, &db, ids[1], 1).await;
         drop(app);
         let app = app_on(&db, &options).await;
         assert_eq!(
@@ -510,12 +506,7 @@ async fn a_status_change_is_searched_from_memory_read_again_after_a_restart_and_
             "{}: folded availability is in the documents on disk",
             db.engine()
         );
-        assert_eq!(
-            on_shelf(&app, ids[2]).await,
-            (1, Some((0, 1))),
-            "{}",
-            db.engine()
-        );
+        expect_on_shelf(&app, &db, ids[2], 1).await;
     })
     .await;
 }

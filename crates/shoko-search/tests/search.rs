@@ -253,15 +253,16 @@ fn availability_view(
 fn shelved_availability_is_searched_at_once_without_a_commit_and_folds_into_the_documents() {
     let docs = docs("loc_books2016_jpn300.mrc", 1);
     let index = index_of(&docs);
+    // The availability facet: (on the shelf, not).
+    let split = |available: u64, not: u64| {
+        vec![
+            ("available".to_owned(), available),
+            ("unavailable".to_owned(), not),
+        ]
+    };
     let (before, facet, _) = availability_view(&index, Sort::Relevance, 1);
     assert_eq!(before.len(), 225, "three in four are on the shelf");
-    assert_eq!(
-        facet,
-        vec![
-            ("available".to_owned(), 225),
-            ("unavailable".to_owned(), 75)
-        ]
-    );
+    assert_eq!(facet, split(225, 75));
     // Record 1 (unavailable) is returned, records 2 and 3 lent out.
     let shelf = |available: bool, text: &str| Shelf {
         available,
@@ -292,13 +293,7 @@ fn shelved_availability_is_searched_at_once_without_a_commit_and_folds_into_the_
     for sort in [Sort::Relevance, Sort::Title, Sort::YearDesc] {
         let (shelved, facet, display) = availability_view(&index, sort, 1);
         assert_eq!(shelved, expected, "{sort:?}");
-        assert_eq!(
-            facet,
-            vec![
-                ("available".to_owned(), 224),
-                ("unavailable".to_owned(), 76)
-            ]
-        );
+        assert_eq!(facet, split(224, 76));
         assert_eq!(display.as_deref(), Some("{\"returned\":1}"));
     }
     let none = index
@@ -335,13 +330,7 @@ fn shelved_availability_is_searched_at_once_without_a_commit_and_folds_into_the_
     assert_eq!(index.committed_outbox_id(), 45);
     let (folded, facet, display) = availability_view(&index, Sort::Relevance, 1);
     assert_eq!(folded, expected);
-    assert_eq!(
-        facet,
-        vec![
-            ("available".to_owned(), 224),
-            ("unavailable".to_owned(), 76)
-        ]
-    );
+    assert_eq!(facet, split(224, 76));
     assert_eq!(display.as_deref(), Some("{\"returned\":1}"));
 }
 
