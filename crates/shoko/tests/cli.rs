@@ -314,24 +314,43 @@ async fn exported_files_read_back_cleanly_in_yaz_marcdump_and_pymarc() {
 
 /// A running `shoko serve` or `shoko demo`, stopped when dropped.
 struct Server {
-    child: Child,
+    child: Running,
     base: String,
 }
 
-impl Drop for Server {
+/// A child process that is killed and reaped when dropped, so that a test
+/// that fails before it stops the process (a plain `Child` is left running)
+/// leaves no server behind.
+struct Running(Child);
+
+impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
     }
 }
 
 /// Starts the server and waits for the line that says where it serves.
 fn start(mut cmd: Command) -> Server {
-    let mut child = cmd
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("starts");
+    let mut child = Running(
+        cmd.stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starts"),
+    );
     let stderr = child.stderr.take().expect("piped");
     let mut lines = BufReader::new(stderr).lines();
     let base = loop {
@@ -542,14 +561,15 @@ async fn kill_9_during_an_import_keeps_every_committed_batch_and_a_rerun_complet
         let s = Shoko::new(db);
         let file = large_file(s.dir.path(), TOTAL);
         let file_arg = file.display().to_string();
-        let mut child = s
-            .command()
-            .args(["import", &file_arg])
-            .env("SHOKO_CATALOGUE__IMPORT_BATCH_SIZE", "500")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts");
+        let mut child = Running(
+            s.command()
+                .args(["import", &file_arg])
+                .env("SHOKO_CATALOGUE__IMPORT_BATCH_SIZE", "500")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("starts"),
+        );
         let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
         let mut reported = 0u64;
         let mut seen = 0;
@@ -801,11 +821,12 @@ async fn kill_9_while_the_index_catches_up_loses_no_change_and_a_corrupt_index_i
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .env("SHOKO_LOG__LEVEL", "info")
             .env("SHOKO_SEARCH__INDEX_BATCH", "50");
-        let mut child = cmd
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starts");
+        let mut child = Running(
+            cmd.stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("starts"),
+        );
         let stderr = child.stderr.take().expect("piped");
         let mut lines = BufReader::new(stderr).lines();
         loop {
@@ -1351,11 +1372,13 @@ async fn kill_9_during_the_notice_job_marks_the_run_interrupted_and_the_rerun_se
                 .env("SHOKO_JOBS__COURTESY_DAYS", "100");
             c
         };
-        let mut run = jobs(&["jobs", "run", "notices"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("jobs run");
+        let mut run = Running(
+            jobs(&["jobs", "run", "notices"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("jobs run"),
+        );
         let first = said.next().expect("a message arrives").expect("line");
         assert!(first.starts_with("received"), "{first}");
         run.kill().expect("kill -9");
