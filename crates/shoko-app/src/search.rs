@@ -407,15 +407,14 @@ impl App {
             self.search.applied.send_replace(last);
             total += rows.len() as u64;
             applied = last;
-            if fold {
+            if documents > 0 {
                 tracing::info!(
                     applied,
+                    rows = total,
                     documents,
-                    "search index: shelved availability folded in"
+                    folded = fold,
+                    "search index: changes applied"
                 );
-            }
-            if documents > 0 {
-                tracing::info!(applied, rows = total, "search index: changes applied");
             } else {
                 // Availability alone, every refresh at a busy desk.
                 tracing::debug!(applied, shelved, "search index: availability shelved");

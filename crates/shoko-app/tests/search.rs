@@ -121,6 +121,24 @@ async fn a_catalogue_change_reaches_search_after_catch_up_and_health_shows_the_l
     .await;
 }
 
+/// Adds an available copy at Komaba to `record`.
+async fn add_komaba_copy(app: &App, record: i64, barcode: &str) -> shoko_store::StoredItem {
+    app.add_item(
+        &App::system(),
+        record,
+        ItemSpec {
+            barcode: Barcode::parse(barcode).expect("barcode"),
+            campus: CampusCode::parse("KOMABA").expect("campus"),
+            location: None,
+            call_number: None,
+            item_type: ItemTypeCode::parse("BOOK").expect("type"),
+            status: ItemStatus::Available,
+        },
+    )
+    .await
+    .expect("add item")
+}
+
 /// Sets the first 245 $a of a record and drops its vernacular 880 twin.
 fn retitle(record: &mut shoko_marc::Record, title: &str) {
     record.fields.retain(|f| match f {
@@ -267,21 +285,7 @@ async fn edits_deletes_and_status_changes_are_searchable_within_the_bound_while_
             };
             app.search(&request).await.expect("search").total
         };
-        let item = app
-            .add_item(
-                &App::system(),
-                ids[0],
-                ItemSpec {
-                    barcode: Barcode::parse("KMB900").expect("barcode"),
-                    campus: CampusCode::parse("KOMABA").expect("campus"),
-                    location: None,
-                    call_number: None,
-                    item_type: ItemTypeCode::parse("BOOK").expect("type"),
-                    status: ItemStatus::Available,
-                },
-            )
-            .await
-            .expect("add item");
+        let item = add_komaba_copy(&app, ids[0], "KMB900").await;
         indexed(app.clone()).await;
         assert_eq!(shelf(app.clone()).await, 1, "{}", db.engine());
         app.set_item_status(&App::system(), item.id, ItemStatus::Missing)
@@ -439,22 +443,7 @@ async fn a_status_change_is_searched_from_memory_read_again_after_a_restart_and_
             .collect();
         let mut items = Vec::new();
         for (k, id) in ids.iter().enumerate() {
-            let item = app
-                .add_item(
-                    &App::system(),
-                    *id,
-                    ItemSpec {
-                        barcode: Barcode::parse(&format!("KMB10{k}")).expect("barcode"),
-                        campus: CampusCode::parse("KOMABA").expect("campus"),
-                        location: None,
-                        call_number: None,
-                        item_type: ItemTypeCode::parse("BOOK").expect("type"),
-                        status: ItemStatus::Available,
-                    },
-                )
-                .await
-                .expect("add item");
-            items.push(item.id);
+            items.push(add_komaba_copy(&app, *id, &format!("KMB10{k}")).await.id);
         }
         app.index_catch_up().await.expect("catch up");
         assert_eq!(

@@ -546,37 +546,11 @@ fn decades_are_a_facet_and_a_filter_and_the_reading_is_searchable() {
     assert_eq!(ids(&index, "reading:ゲンジ"), BTreeSet::from([1, 2, 3]));
 }
 
-/// The nice value of each of this process's threads, by thread name.
-#[cfg(target_os = "linux")]
-fn thread_nice_values() -> Vec<(String, i32)> {
-    let mut threads = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").expect("/proc") {
-        let stat = std::fs::read_to_string(task.expect("task").path().join("stat"));
-        let Ok(stat) = stat else { continue }; // the thread has ended
-        threads.push(name_and_nice(&stat));
-    }
-    threads
-}
-
-/// A thread's name and nice value from its `stat` line (proc(5)).
-#[cfg(target_os = "linux")]
-fn name_and_nice(stat: &str) -> (String, i32) {
-    let (head, tail) = stat.rsplit_once(')').expect("(comm)");
-    let name = head.split_once('(').expect("(comm)").1.to_owned();
-    // After the name: state is field 3, nice field 19.
-    let nice = tail.split_whitespace().nth(16).expect("nice");
-    (name, nice.parse().expect("a number"))
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn the_index_writers_threads_run_below_the_servers_own() {
     let dir = tempfile::tempdir().expect("dir");
-    let me = || {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
-        name_and_nice(&stat).1
-    };
-    let caller = me();
+    let caller = shoko_testkit::my_nice();
     let index = SearchIndex::open(dir.path(), 15_000_000).expect("open");
     // Tantivy starts the writer's threads from the thread that opens or
     // commits it (the indexing ones when it needs them). Each one present
@@ -592,7 +566,7 @@ fn the_index_writers_threads_run_below_the_servers_own() {
             1,
         )
         .expect("apply");
-    let threads = thread_nice_values();
+    let threads = shoko_testkit::thread_nice_values();
     let writer: Vec<&(String, i32)> = threads
         .iter()
         .filter(|(name, _)| {
@@ -612,5 +586,5 @@ fn the_index_writers_threads_run_below_the_servers_own() {
         assert_eq!(*nice, caller + shoko_search::INDEXING_NICE, "{name}");
     }
     // The calling thread (a server's) keeps its priority.
-    assert_eq!(me(), caller);
+    assert_eq!(shoko_testkit::my_nice(), caller);
 }

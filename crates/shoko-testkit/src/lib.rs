@@ -215,3 +215,32 @@ pub fn reference_data() -> ReferenceData {
         ],
     }
 }
+
+/// Each of this process's threads: its name and nice value, from
+/// `/proc/self/task/*/stat` (proc(5)). Threads that end meanwhile are left out.
+#[cfg(target_os = "linux")]
+pub fn thread_nice_values() -> Vec<(String, i32)> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .map(|stat| name_and_nice(&stat))
+        .collect()
+}
+
+/// The calling thread's nice value.
+#[cfg(target_os = "linux")]
+pub fn my_nice() -> i32 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+    name_and_nice(&stat).1
+}
+
+/// A thread's name and nice value from its `stat` line.
+#[cfg(target_os = "linux")]
+fn name_and_nice(stat: &str) -> (String, i32) {
+    let (head, tail) = stat.rsplit_once(')').expect("(comm)");
+    let name = head.split_once('(').expect("(comm)").1.to_owned();
+    // After the name: state is field 3, nice field 19.
+    let nice = tail.split_whitespace().nth(16).expect("nice");
+    (name, nice.parse().expect("a number"))
+}

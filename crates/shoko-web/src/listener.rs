@@ -334,35 +334,17 @@ impl axum::serve::Listener for BoundedListener {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A thread's name and nice value, from its `/proc/…/stat`.
     #[cfg(target_os = "linux")]
-    fn name_and_nice(stat: &str) -> (String, i32) {
-        let (head, tail) = stat.rsplit_once(')').expect("(comm)");
-        let name = head.split_once('(').expect("(comm)").1.to_owned();
-        // After the name: state is field 3, nice field 19.
-        let nice = tail.split_whitespace().nth(16).expect("nice");
-        (name, nice.parse().expect("a number"))
-    }
+    use shoko_testkit::my_nice;
 
     /// The nice value of each thread of this process named `name`.
     #[cfg(target_os = "linux")]
     fn nice_of(name: &str) -> Vec<i32> {
-        std::fs::read_dir("/proc/self/task")
-            .expect("tasks")
-            .flatten()
-            .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
-            .map(|stat| name_and_nice(&stat))
+        shoko_testkit::thread_nice_values()
+            .into_iter()
             .filter(|(n, _)| n == name)
             .map(|(_, nice)| nice)
             .collect()
-    }
-
-    /// The calling thread's nice value.
-    #[cfg(target_os = "linux")]
-    fn my_nice() -> i32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
-        name_and_nice(&stat).1
     }
 
     #[cfg(target_os = "linux")]
