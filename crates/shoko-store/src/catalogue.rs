@@ -2,62 +2,15 @@
 //! types, import runs, and the outbox rows every catalogue change writes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-
-use tokio::sync::OwnedMutexGuard;
 
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, OnConflict, Query, SimpleExpr, Value};
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 use serde::Serialize;
 use shoko_domain::{BibSummary, ItemSpec};
 
 use crate::write::{AuditEntry, lock_key, record, replay};
+pub(crate) use crate::writer::Txn;
 use crate::{Store, StoreError, WriteCtx};
-
-/// A write transaction holding its turn in the SQLite writer queue until it
-/// commits or rolls back (or is dropped).
-pub(crate) struct Txn {
-    txn: DatabaseTransaction,
-    _turn: Option<OwnedMutexGuard<()>>,
-    /// SQLite's writer, whose log is flushed before a commit is done.
-    writer: Option<Arc<crate::SqliteWriter>>,
-}
-
-impl std::ops::Deref for Txn {
-    type Target = DatabaseTransaction;
-
-    fn deref(&self) -> &DatabaseTransaction {
-        &self.txn
-    }
-}
-
-impl Txn {
-    /// Commits, gives up the turn, and returns once the commit is on disk
-    /// (on SQLite, after a flush of the log shared with the commits made
-    /// meanwhile: see `wal.rs`).
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        let Txn { txn, _turn, writer } = self;
-        txn.commit().await?;
-        drop(_turn);
-        if let Some(w) = writer {
-            w.wal.committed().await.map_err(|e| {
-                StoreError::Db(sea_orm::DbErr::Custom(format!(
-                    "the write-ahead log could not be flushed: {e}"
-                )))
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Rolls back and gives up the turn.
-    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
-        self.txn.rollback().await?;
-        Ok(())
-    }
-}
 
 /// Rows per multi-row INSERT: 18 columns × 1,000 rows stays below the
 /// bind-parameter limits of both engines (SQLite 32,766; PostgreSQL 65,535).
@@ -344,45 +297,12 @@ pub(crate) fn row_to_item(row: &QueryResult) -> Result<StoredItem, StoreError> {
 }
 
 impl Store {
-    /// Begins a write transaction. On SQLite it first waits its turn in the
-    /// store's writer queue (first come, first served), then takes the write
-    /// lock at once (`BEGIN IMMEDIATE`) on the writer's own connection, so a
-    /// transaction that reads before it writes can never fail half-way for
-    /// want of the lock, and sixteen
-    /// desks wait in order instead of polling SQLite's busy handler (which
-    /// sleeps up to 100 ms between tries and left some writes waiting seconds).
-    pub(crate) async fn begin_write(&self) -> Result<Txn, StoreError> {
-        let options = TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        };
-        let Some(writer) = &self.writers else {
-            let txn = self.db.begin_with_options(options).await?;
-            return Ok(Txn {
-                txn,
-                _turn: None,
-                writer: None,
-            });
-        };
-        let turn = Arc::clone(&writer.turn).lock_owned().await;
-        let txn = writer.db.begin_with_options(options).await?;
-        Ok(Txn {
-            txn,
-            _turn: Some(turn),
-            writer: Some(Arc::clone(writer)),
-        })
-    }
-
     /// Reserves `n` consecutive ids from a named counter, inside the caller's
     /// transaction: ids and the rows that use them commit together, and a
     /// rolled-back batch gives its ids back. On PostgreSQL the counter row
     /// stays locked until commit, which serialises catalogue writers; on
     /// SQLite the write lock does that already.
-    async fn allocate_ids(
-        txn: &DatabaseTransaction,
-        counter: &str,
-        n: i64,
-    ) -> Result<i64, StoreError> {
+    async fn allocate_ids(txn: &Txn, counter: &str, n: i64) -> Result<i64, StoreError> {
         txn.execute(
             &Query::insert()
                 .into_table("counters")
@@ -1068,7 +988,7 @@ impl Store {
 
 /// One item, read inside a transaction.
 pub(crate) async fn item_in(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     condition: SimpleExpr,
 ) -> Result<Option<StoredItem>, StoreError> {
     txn.query_one(
@@ -1086,7 +1006,7 @@ pub(crate) async fn item_in(
 
 /// A record's summary (no MARC), read inside a transaction: the audit
 /// entry's before and after.
-async fn summary_in(txn: &DatabaseTransaction, id: i64) -> Result<Option<RecordRow>, StoreError> {
+async fn summary_in(txn: &Txn, id: i64) -> Result<Option<RecordRow>, StoreError> {
     txn.query_one(
         &Query::select()
             .columns(SUMMARY_COLUMNS.iter().copied())
@@ -1104,7 +1024,7 @@ async fn summary_in(txn: &DatabaseTransaction, id: i64) -> Result<Option<RecordR
 /// at the version the editor read), read inside the write transaction;
 /// `None` when it may.
 async fn refuse_unless_at(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     id: i64,
     expected_version: i64,
 ) -> Result<Option<RecordWrite>, StoreError> {
@@ -1130,7 +1050,7 @@ async fn refuse_unless_at(
 /// created_at and version; the version is bumped), optionally only at the
 /// version given.
 async fn update_record_row(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     id: i64,
     row: Vec<Value>,
     now: i64,
@@ -1179,7 +1099,7 @@ pub struct OutboxRow {
 
 /// One outbox row per record, in the caller's transaction.
 pub(crate) async fn write_outbox(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     record_ids: &[i64],
     op: &str,
     now: i64,
@@ -1224,7 +1144,7 @@ pub(crate) fn item_values(record_id: i64, item: &ItemSpec, now: i64) -> Vec<Simp
 }
 
 async fn upsert_named(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     table: &'static str,
     keys: &[(&'static str, &String)],
     ja: &str,
@@ -1262,7 +1182,7 @@ fn insert_records_sql(backend: DbBackend, rows: usize) -> String {
 /// already belongs to the same record; a barcode held by another record is a
 /// warning, never a silent move.
 async fn write_items(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     touched: &[(i64, &ImportRecord)],
     now: i64,
     outcome: &mut BatchOutcome,

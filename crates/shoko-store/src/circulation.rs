@@ -812,7 +812,7 @@ impl WriteTx {
 
     /// The earliest due date among a patron's open loans (one index seek).
     pub async fn earliest_due(&self, patron_id: i64) -> Result<Option<i64>, StoreError> {
-        earliest_due_in(&**self.txn().await?, patron_id).await
+        earliest_due_in(self.txn().await?, patron_id).await
     }
 
     // ---- loans ----

@@ -14,6 +14,9 @@ mod jobs;
 mod migrations;
 mod wal;
 mod write;
+mod writer;
+
+use writer::SqliteWriter;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -276,18 +279,6 @@ pub struct Store {
     writers: Option<Arc<SqliteWriter>>,
 }
 
-/// SQLite's one writer (SQLite allows one at a time): transactions wait for
-/// their turn in order, run on the writer's own connection, and are
-/// acknowledged once the log that holds them is flushed ([`wal`]).
-pub(crate) struct SqliteWriter {
-    /// The turn, first come first served.
-    pub(crate) turn: Arc<tokio::sync::Mutex<()>>,
-    /// One connection with `synchronous=NORMAL`.
-    pub(crate) db: DatabaseConnection,
-    /// The shared flush.
-    pub(crate) wal: wal::WalSync,
-}
-
 impl Store {
     /// Connects, applies the settings that make a commit durable, and runs
     /// every pending migration.
@@ -306,11 +297,13 @@ impl Store {
             engine,
             options.max_connections,
             options.acquire_timeout,
-            SqliteSynchronous::Full,
+            SqliteRole::Pool,
         )
         .await?;
         let writers = if engine == Engine::Sqlite {
-            Some(Arc::new(SqliteWriter::open(url, options).await?))
+            Some(Arc::new(
+                SqliteWriter::open(url, options, db.clone()).await?,
+            ))
         } else {
             None
         };
@@ -323,8 +316,13 @@ impl Store {
 }
 
 impl SqliteWriter {
-    /// Opens the writer's connection beside the pool's.
-    async fn open(url: &str, options: &StoreOptions) -> Result<SqliteWriter, StoreError> {
+    /// Opens the writer's connection beside the pool's (`readers`, which
+    /// also checkpoints the log).
+    pub(crate) async fn open(
+        url: &str,
+        options: &StoreOptions,
+        readers: DatabaseConnection,
+    ) -> Result<SqliteWriter, StoreError> {
         // The log is written at commit and flushed by [`wal::WalSync`]
         // before the write is acknowledged.
         let db = pool(
@@ -332,7 +330,7 @@ impl SqliteWriter {
             Engine::Sqlite,
             1,
             options.acquire_timeout,
-            SqliteSynchronous::Normal,
+            SqliteRole::Writer,
         )
         .await?;
         let file = url
@@ -340,21 +338,33 @@ impl SqliteWriter {
             .ok()
             .map(|o| o.get_filename().to_owned())
             .filter(|p| !p.as_os_str().is_empty() && p.as_os_str() != ":memory:");
-        Ok(SqliteWriter {
-            turn: Arc::new(tokio::sync::Mutex::new(())),
+        Ok(SqliteWriter::new(
             db,
-            wal: wal::WalSync::new(file.as_deref()),
-        })
+            wal::WalSync::new(file.as_deref()),
+            readers,
+        ))
     }
 }
 
-/// A connection pool for `url` with Shoko's settings (`synchronous` on SQLite).
+/// Which SQLite connections a pool holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SqliteRole {
+    /// Readers, and writes outside the writer (administration, migrations):
+    /// `synchronous=FULL`, a commit is flushed when it returns.
+    Pool,
+    /// The writer: `synchronous=NORMAL` (flushed by [`wal::WalSync`]) and
+    /// no checkpoints of its own (a pool connection runs them, outside the
+    /// writer's turn).
+    Writer,
+}
+
+/// A connection pool for `url` with Shoko's settings (on SQLite, those of `role`).
 async fn pool(
     url: &str,
     engine: Engine,
     max_connections: u32,
     acquire_timeout: Duration,
-    synchronous: SqliteSynchronous,
+    role: SqliteRole,
 ) -> Result<DatabaseConnection, StoreError> {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(max_connections)
@@ -362,7 +372,7 @@ async fn pool(
         .acquire_timeout(acquire_timeout)
         .sqlx_logging(false);
     if engine == Engine::Sqlite {
-        opts.map_sqlx_sqlite_opts(move |o| sqlite_options(o, synchronous));
+        opts.map_sqlx_sqlite_opts(move |o| sqlite_options(o, role));
         opts.map_sqlx_sqlite_pool_opts(|pool| pool.after_release(sqlite_connection_in_step));
         // A SQLite connection is a file in this process, not a link that
         // can break: pinging it before each use is a round trip to its
@@ -379,9 +389,12 @@ async fn pool(
         })
 }
 
-/// The settings every SQLite connection of Shoko has; `synchronous` is
-/// FULL except on the writer's connection.
-fn sqlite_options(o: SqliteConnectOptions, synchronous: SqliteSynchronous) -> SqliteConnectOptions {
+/// The settings every SQLite connection of Shoko has, with those of its role.
+fn sqlite_options(o: SqliteConnectOptions, role: SqliteRole) -> SqliteConnectOptions {
+    let (synchronous, autocheckpoint) = match role {
+        SqliteRole::Pool => (SqliteSynchronous::Full, "4096"),
+        SqliteRole::Writer => (SqliteSynchronous::Normal, "0"),
+    };
     o.create_if_missing(true)
         // 16 KiB pages (set when the file is created): a catalogue
         // row with its MARC record is about 1 KiB, and the import
@@ -392,8 +405,10 @@ fn sqlite_options(o: SqliteConnectOptions, synchronous: SqliteSynchronous) -> Sq
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
         .pragma("cache_size", "-65536")
-        // Checkpoint every 64 MiB of WAL (4,096 pages of 16 KiB).
-        .pragma("wal_autocheckpoint", "4096")
+        // Checkpoint every 64 MiB of WAL (4,096 pages of 16 KiB) when a
+        // pool connection writes; the writer's log is checkpointed by
+        // `SqliteWriter` every second.
+        .pragma("wal_autocheckpoint", autocheckpoint)
         .pragma("temp_store", "memory")
         // Read pages through a memory map (up to 4 GiB) instead
         // of a read() per page: the desk's short transactions

@@ -65,9 +65,14 @@ impl WalSync {
         Ok(())
     }
 
+    /// Whether there is a log file (not a database in memory).
+    pub(crate) fn has_log(&self) -> bool {
+        self.wal.is_some()
+    }
+
     /// Flushes done since start.
     #[cfg(test)]
-    fn flushes(&self) -> u64 {
+    pub(crate) fn flushes(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
     }
 }

@@ -7,9 +7,7 @@
 //! again with a different request is refused.
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Statement, StatementBuilder,
-};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, StatementBuilder};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::catalogue::{Txn, col};
@@ -82,11 +80,7 @@ fn fnv64(s: &str) -> i64 {
 /// Locks the idempotency key for the transaction (PostgreSQL), so that a
 /// retry racing the first attempt waits for it and then finds its outcome;
 /// SQLite's write lock, taken at `BEGIN IMMEDIATE`, does the same.
-pub(crate) async fn lock_key(
-    store: &Store,
-    txn: &DatabaseTransaction,
-    ctx: &WriteCtx,
-) -> Result<(), StoreError> {
+pub(crate) async fn lock_key(store: &Store, txn: &Txn, ctx: &WriteCtx) -> Result<(), StoreError> {
     if store.engine == Engine::Postgres
         && let Some(k) = &ctx.idempotency
     {
@@ -102,28 +96,41 @@ pub(crate) async fn lock_key(
 
 /// The outcome remembered under the request's idempotency key, if any.
 pub(crate) async fn replay<T: DeserializeOwned>(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     ctx: &WriteCtx,
 ) -> Result<Option<T>, StoreError> {
-    let Some(k) = &ctx.idempotency else {
+    let Some(select) = replay_select(ctx) else {
         return Ok(None);
     };
-    let row = txn
-        .query_one(
-            &Query::select()
-                .columns(["fingerprint", "response"])
-                .from("idempotency_keys")
-                .and_where(Expr::col("actor").eq(ctx.actor.as_str()))
-                .and_where(Expr::col("key").eq(k.key.as_str()))
-                .to_owned(),
-        )
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let fingerprint: String = col(&row, 0)?;
+    replayed(txn.query_one(&select).await?.as_ref(), ctx)
+}
+
+/// The query for the outcome remembered under the request's key.
+fn replay_select(ctx: &WriteCtx) -> Option<SelectStatement> {
+    let k = ctx.idempotency.as_ref()?;
+    Some(
+        Query::select()
+            .columns(["fingerprint", "response"])
+            .from("idempotency_keys")
+            .and_where(Expr::col("actor").eq(ctx.actor.as_str()))
+            .and_where(Expr::col("key").eq(k.key.as_str()))
+            .to_owned(),
+    )
+}
+
+/// The remembered outcome in `row`; a key reused for another request is refused.
+fn replayed<T: DeserializeOwned>(
+    row: Option<&QueryResult>,
+    ctx: &WriteCtx,
+) -> Result<Option<T>, StoreError> {
+    let (Some(k), Some(row)) = (&ctx.idempotency, row) else {
+        return Ok(None);
+    };
+    let fingerprint: String = col(row, 0)?;
     if fingerprint != k.fingerprint {
         return Err(StoreError::KeyReused(k.key.clone()));
     }
-    let response: String = col(&row, 1)?;
+    let response: String = col(row, 1)?;
     serde_json::from_str(&response)
         .map(Some)
         .map_err(|e| StoreError::Corrupt(format!("idempotency key {}: {e}", k.key)))
@@ -132,7 +139,7 @@ pub(crate) async fn replay<T: DeserializeOwned>(
 /// Writes the audit entries and remembers the outcome, in the caller's
 /// transaction.
 pub(crate) async fn record<T: Serialize>(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     ctx: &WriteCtx,
     audit: Vec<AuditEntry>,
     outcome: &T,
@@ -246,13 +253,14 @@ pub struct WriteTx {
 impl Store {
     /// Begins a write.
     pub async fn begin(&self, ctx: WriteCtx) -> Result<WriteTx, StoreError> {
-        let txn = self.begin_write().await?;
+        let (txn, savepoint) = self.begin_write_deferred().await?;
         lock_key(self, &txn, &ctx).await?;
         Ok(WriteTx {
             txn,
             ctx,
             audit: Vec::new(),
-            later: std::sync::Mutex::new(Vec::new()),
+            // Sent with the first statement.
+            later: std::sync::Mutex::new(savepoint.into_iter().collect()),
         })
     }
 }
@@ -279,6 +287,21 @@ impl WriteTx {
         // Only this transaction's own task touches the queue; a panic while
         // it was held cannot leave it half-written.
         self.later.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The rows of `select`, sent together with the queued writes (one
+    /// call on SQLite).
+    async fn rows_after_queued(
+        &self,
+        select: &SelectStatement,
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        let backend = self.txn.get_database_backend();
+        if backend != DbBackend::Sqlite {
+            return Ok(self.txn().await?.query_all(select).await?);
+        }
+        let mut statements = std::mem::take(&mut *self.queue());
+        statements.push(backend.build(select));
+        Ok(self.txn.query_all_raw(joined(statements)).await?)
     }
 
     async fn send_queued(&self) -> Result<(), StoreError> {
@@ -311,20 +334,20 @@ impl WriteTx {
         &self,
         selects: [SelectStatement; N],
     ) -> Result<[Vec<QueryResult>; N], StoreError> {
-        let txn = self.txn().await?;
         let mut rows: [Vec<QueryResult>; N] = std::array::from_fn(|_| Vec::new());
-        if txn.get_database_backend() != DbBackend::Sqlite {
+        if self.txn.get_database_backend() != DbBackend::Sqlite {
+            let txn = self.txn().await?;
             for (select, rows) in selects.iter().zip(rows.iter_mut()) {
                 *rows = txn.query_all(select).await?;
             }
             return Ok(rows);
         }
-        let tagged = selects
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut select)| DbBackend::Sqlite.build(select.expr(Expr::cust(i.to_string()))))
-            .collect();
-        for row in txn.query_all_raw(joined(tagged)).await? {
+        // The queued writes first (they give no rows), in the same call.
+        let mut statements = std::mem::take(&mut *self.queue());
+        statements.extend(selects.into_iter().enumerate().map(|(i, mut select)| {
+            DbBackend::Sqlite.build(select.expr(Expr::cust(i.to_string())))
+        }));
+        for row in self.txn.query_all_raw(joined(statements)).await? {
             let part: i64 = col(&row, row.column_names().len() - 1)?;
             usize::try_from(part)
                 .ok()
@@ -340,7 +363,7 @@ impl WriteTx {
         select: &SelectStatement,
         map: fn(&QueryResult) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        let rows = self.txn().await?.query_all(select).await?;
+        let rows = self.rows_after_queued(select).await?;
         rows.iter().map(map).collect()
     }
 
@@ -348,7 +371,11 @@ impl WriteTx {
     /// `None` when this is the first. A key reused with a different request
     /// is refused.
     pub async fn replay<T: DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
-        replay(self.txn().await?, &self.ctx).await
+        let Some(select) = replay_select(&self.ctx) else {
+            return Ok(None);
+        };
+        let rows = self.rows_after_queued(&select).await?;
+        replayed(rows.first(), &self.ctx)
     }
 
     /// Notes an audit entry, written when the transaction finishes.
@@ -370,7 +397,8 @@ impl WriteTx {
         let audit = std::mem::take(&mut self.audit);
         let backend = self.txn.get_database_backend();
         let record = record_statements(backend, &self.ctx, audit, outcome);
-        self.queue().extend(record);
+        let release = self.txn.take_release();
+        self.queue().extend(record.into_iter().chain(release));
         self.send_queued().await?;
         self.txn.commit().await?;
         Ok(())
@@ -460,12 +488,12 @@ mod tests {
             );
             let seen = tx.txn().await.expect("sent");
             assert_eq!(
-                counter(&**seen, "日本語の一").await,
+                counter(seen, "日本語の一").await,
                 Some(11),
                 "{}",
                 db.engine()
             );
-            assert_eq!(counter(&**seen, "二").await, Some(122), "{}", db.engine());
+            assert_eq!(counter(seen, "二").await, Some(122), "{}", db.engine());
             tx.finish(&()).await.expect("commit");
             let again = open(&db).await;
             assert_eq!(counter(&again.db, "二").await, Some(122), "{}", db.engine());
