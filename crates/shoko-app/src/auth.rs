@@ -140,7 +140,7 @@ impl App {
     /// The actor a session secret stands for, if it is valid; an account
     /// deactivated since is refused.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Authenticated>, CircError> {
-        let Some(s) = self
+        let Some((s, staff)) = self
             .store
             .session(&token_digest(token), self.clock.now_ms())
             .await?
@@ -148,7 +148,7 @@ impl App {
             return Ok(None);
         };
         let actor = match s.kind.as_str() {
-            "staff" => match self.store.staff_user(s.subject_id).await? {
+            "staff" => match staff {
                 Some(u) if u.active => Role::from_code(&u.role).map(|role| Actor::Staff {
                     id: u.id,
                     username: u.username,

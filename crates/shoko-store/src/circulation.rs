@@ -5,7 +5,9 @@
 //! locks what it needs (item first, then patron, so two desks never deadlock),
 //! decides by the domain's rules, writes, and finishes (see `write.rs`).
 
-use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, LockType, Order, Query, SelectStatement};
+use sea_orm::sea_query::{
+    Asterisk, Expr, ExprTrait, JoinType, LockType, Order, Query, SelectStatement,
+};
 use sea_orm::{ConnectionTrait, QueryResult, Statement};
 use serde::Serialize;
 
@@ -1672,32 +1674,46 @@ impl Store {
         Ok(())
     }
 
-    /// A session that has not expired.
+    /// A session that has not expired, with its staff account for a staff
+    /// session (one query: every request asks for both).
     pub async fn session(
         &self,
         token_hash: &str,
         now: i64,
-    ) -> Result<Option<SessionRow>, StoreError> {
+    ) -> Result<Option<(SessionRow, Option<StaffRow>)>, StoreError> {
         let row = self
             .db
             .query_one(
                 &Query::select()
-                    .columns(["kind", "subject_id", "csrf", "expires_at"])
-                    .from("sessions")
-                    .and_where(Expr::col("token_hash").eq(token_hash))
-                    .and_where(Expr::col("expires_at").gt(now))
+                    .columns(STAFF_COLUMNS.map(|c| ("u", c)))
+                    .columns(["kind", "subject_id", "csrf", "expires_at"].map(|c| ("s", c)))
+                    .from_as("sessions", "s")
+                    .join_as(
+                        JoinType::LeftJoin,
+                        "staff_users",
+                        "u",
+                        Expr::col(("s", "kind"))
+                            .eq("staff")
+                            .and(Expr::col(("u", "id")).equals(("s", "subject_id"))),
+                    )
+                    .and_where(Expr::col(("s", "token_hash")).eq(token_hash))
+                    .and_where(Expr::col(("s", "expires_at")).gt(now))
                     .to_owned(),
             )
             .await?;
-        row.map(|r| {
-            Ok(SessionRow {
-                kind: col(&r, 0)?,
-                subject_id: col(&r, 1)?,
-                csrf: col(&r, 2)?,
-                expires_at: col(&r, 3)?,
-            })
-        })
-        .transpose()
+        let Some(r) = row else { return Ok(None) };
+        let n = STAFF_COLUMNS.len();
+        let session = SessionRow {
+            kind: col(&r, n)?,
+            subject_id: col(&r, n + 1)?,
+            csrf: col(&r, n + 2)?,
+            expires_at: col(&r, n + 3)?,
+        };
+        let staff = match col::<Option<i64>>(&r, 0)? {
+            Some(_) => Some(row_to_staff(&r)?),
+            None => None,
+        };
+        Ok(Some((session, staff)))
     }
 
     /// Ends a session.
