@@ -52,20 +52,33 @@ pub(crate) struct SqliteWriter {
     checkpoints: Checkpoints,
 }
 
-/// Checkpoints of the writer's log, at most one a second, each on a pool
-/// connection: SQLite's own (every 4,096 pages, inside the commit that
-/// crossed the line) copied pages to the database and flushed it while the
-/// writer's turn was held, stalling every desk for milliseconds.
-/// A `PASSIVE` checkpoint never blocks the writer; it copies what no reader
-/// still needs, and the log is reused from its start once it has all been
-/// copied.
+/// Checkpoints of the writer's log, on a pool connection. SQLite's own
+/// (every 4,096 pages, inside the commit that crossed the line) copied
+/// pages to the database and flushed it while the writer's turn was held,
+/// stalling every desk for milliseconds.
+///
+/// A `PASSIVE` checkpoint never blocks the writer: one runs at most every
+/// [`CHECKPOINT_EVERY`], beside it. SQLite reuses the log from its start
+/// only when a write begins after a checkpoint that copied all of it, which
+/// one running beside a busy writer never does (the log grew by gigabytes).
+/// So at most every [`RESTART_EVERY`] the rest is copied between two
+/// groups, holding the turn for a few milliseconds; the log then holds at
+/// most that long's writes.
 struct Checkpoints {
     readers: DatabaseConnection,
-    /// When the last one began; `None` while one runs.
-    last: std::sync::Mutex<Option<Instant>>,
+    state: std::sync::Mutex<CheckpointState>,
+}
+
+struct CheckpointState {
+    running: bool,
+    /// When the last checkpoint began.
+    last: Instant,
+    /// When the last one that let the log start afresh began.
+    restart: Instant,
 }
 
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+const RESTART_EVERY: Duration = Duration::from_secs(5);
 
 /// The transaction writes are joining, and what its writes wait for.
 struct Group {
@@ -107,7 +120,11 @@ impl SqliteWriter {
             wal,
             checkpoints: Checkpoints {
                 readers,
-                last: std::sync::Mutex::new(Some(Instant::now())),
+                state: std::sync::Mutex::new(CheckpointState {
+                    running: false,
+                    last: Instant::now(),
+                    restart: Instant::now(),
+                }),
             },
         }
     }
@@ -117,28 +134,33 @@ impl SqliteWriter {
         if !self.wal.has_log() {
             return;
         }
-        {
-            let mut last = self.checkpoints.lock();
-            match *last {
-                Some(t) if t.elapsed() >= CHECKPOINT_EVERY => *last = None,
-                _ => return,
+        let restart = {
+            let mut state = self.checkpoints.lock();
+            if state.running || state.last.elapsed() < CHECKPOINT_EVERY {
+                return;
             }
-        }
+            state.running = true;
+            state.last = Instant::now();
+            let restart = state.restart.elapsed() >= RESTART_EVERY;
+            if restart {
+                state.restart = state.last;
+            }
+            restart
+        };
         let writer = Arc::clone(self);
         tokio::spawn(async move {
-            let started = Instant::now();
-            if let Err(e) = checkpoint(&writer).await {
+            if let Err(e) = checkpoint(&writer, restart).await {
                 tracing::warn!(error = %e, "checkpoint of the write-ahead log failed");
             }
-            *writer.checkpoints.lock() = Some(started);
+            writer.checkpoints.lock().running = false;
         });
     }
 }
 
 impl Checkpoints {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        // Holds a time only: a panic while held cannot leave it half-written.
-        self.last.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, CheckpointState> {
+        // Holds times and a flag: a panic while held cannot leave it half-written.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -456,23 +478,33 @@ async fn commit_held<'w>(
     (group, ended, flushed)
 }
 
-/// Checkpoints the log: first what it can while writes go on, then the rest
-/// between two groups, so that the next write starts the log afresh
-/// (SQLite reuses the log from its start only when a write begins after a
-/// checkpoint that copied all of it; one that runs beside the writer never
-/// catches up, and the log grew by gigabytes).
-async fn checkpoint(writer: &SqliteWriter) -> Result<(), sea_orm::DbErr> {
+/// Checkpoints the log beside the writer; with `restart`, then copies the
+/// rest between two groups, so that the next write starts the log afresh.
+async fn checkpoint(writer: &SqliteWriter, restart: bool) -> Result<(), sea_orm::DbErr> {
     const PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
     let readers = &writer.checkpoints.readers;
     readers.execute_unprepared(PASSIVE).await?;
-    let group = Arc::clone(&writer.turn).lock_owned().await;
-    let (group, ended, outcome) = commit_held(group, writer).await;
-    let outcome = outcome.await;
-    if let Some(ended) = ended {
-        ended.send_replace(Some(outcome));
+    if !restart {
+        return Ok(());
     }
-    let done = readers.execute_unprepared(PASSIVE).await;
-    drop(group);
+    // Once more beside the writer, for what came during the first, so that
+    // little is left for the turn.
+    readers.execute_unprepared(PASSIVE).await?;
+    let group = Arc::clone(&writer.turn).lock_owned().await;
+    let (group, ended, flushed) = commit_held(group, writer).await;
+    // The group's flush and acknowledgement need not wait for the rest.
+    let acknowledged = async move {
+        let outcome = flushed.await;
+        if let Some(ended) = ended {
+            ended.send_replace(Some(outcome));
+        }
+    };
+    let rest = async move {
+        let done = readers.execute_unprepared(PASSIVE).await;
+        drop(group);
+        done
+    };
+    let ((), done) = tokio::join!(acknowledged, rest);
     done.map(drop)
 }
 
@@ -583,6 +615,54 @@ mod tests {
             assert!(stored(&store, "次").await, "{engine}");
         })
         .await;
+    }
+
+    /// Frames in SQLite's log now (a passive checkpoint reports them).
+    async fn log_frames(store: &Store) -> i64 {
+        store
+            .db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA wal_checkpoint(PASSIVE)",
+            ))
+            .await
+            .expect("checkpoint")
+            .expect("a row")
+            .try_get_by_index(1)
+            .expect("a number")
+    }
+
+    // SQLite alone: PostgreSQL has no log of this kind to restart.
+    #[tokio::test]
+    async fn a_restarting_checkpoint_lets_the_next_write_start_the_log_afresh() {
+        let db = shoko_testkit::TestDb::sqlite();
+        let store = open(&db).await;
+        let writer = Arc::clone(store.writers.as_ref().expect("SQLite's writer"));
+        for i in 0..200 {
+            let txn = store.begin_write().await.expect("begin");
+            insert(&txn, &format!("行{i}"), Some(i)).await.expect("insert");
+            txn.commit().await.expect("commit");
+        }
+        let grown = log_frames(&store).await;
+        assert!(grown >= 200, "each commit wrote frames: {grown}");
+        // A write that is in progress while the checkpoint waits for the
+        // turn is committed by it and acknowledged.
+        let open = store.begin_write().await.expect("begin");
+        insert(&open, "途中", Some(0)).await.expect("insert");
+        let checkpoint = tokio::spawn({
+            let writer = Arc::clone(&writer);
+            async move { checkpoint(&writer, true).await }
+        });
+        let_them_queue().await;
+        open.commit().await.expect("committed by the checkpoint's turn");
+        checkpoint.await.expect("task").expect("checkpoint");
+        let txn = store.begin_write().await.expect("begin");
+        insert(&txn, "新しい", Some(1)).await.expect("insert");
+        txn.commit().await.expect("commit");
+        let after = log_frames(&store).await;
+        assert!(after < 10, "the log started afresh: {after} frames against {grown}");
+        assert!(stored(&store, "途中").await && stored(&store, "新しい").await);
+        assert!(stored(&store, "行199").await);
     }
 
     // SQLite alone: it rolls a whole transaction back by itself on a full
