@@ -14,8 +14,8 @@ use shoko_domain::{
     Actor, Barcode, CampusCode, Denied, ItemTypeCode, PatronCategoryCode, Permission,
 };
 use shoko_store::{
-    CheckinContext, FineRow, HoldRow, IdempotencyKey, LoanRow, NewLoan, PatronRow, StoreError,
-    StoredItem, WriteTx,
+    CheckinContext, CheckoutContext, FineRow, HoldRow, IdempotencyKey, LoanRow, NewLoan, PatronRow,
+    StoreError, StoredItem, WriteTx,
 };
 
 use crate::App;
@@ -319,12 +319,20 @@ impl App {
         caller.actor.require(Permission::Circulate)?;
         self.campus("campus", campus)?;
         let mut tx = self.begin(caller).await?;
+        // Read first: on SQLite the idempotency key's row comes along.
+        let context = match tx
+            .checkout_context(item_barcode.as_str(), patron_barcode)
+            .await
+        {
+            Ok(context) => context,
+            Err(e) => return self.end(tx, Err(e.into())).await,
+        };
         if let Some(done) = tx.replay::<Checkout>().await? {
             tx.abandon().await?;
             return Ok(done);
         }
         let outcome = self
-            .checkout_in(&mut tx, patron_barcode, item_barcode, campus)
+            .checkout_in(&mut tx, context, patron_barcode, item_barcode, campus)
             .await;
         self.end(tx, outcome).await
     }
@@ -332,13 +340,11 @@ impl App {
     async fn checkout_in(
         &self,
         tx: &mut WriteTx,
+        (item, patron): CheckoutContext,
         patron_barcode: &str,
         item_barcode: &Barcode,
         campus: &CampusCode,
     ) -> Result<Checkout, CircError> {
-        let (item, patron) = tx
-            .checkout_context(item_barcode.as_str(), patron_barcode)
-            .await?;
         let item = item.ok_or_else(|| CircError::NoItem(item_barcode.to_string()))?;
         let (patron, earliest_due) =
             patron.ok_or_else(|| CircError::NoPatron(patron_barcode.to_owned()))?;
@@ -416,24 +422,27 @@ impl App {
         caller.actor.require(Permission::Circulate)?;
         self.campus("campus", campus)?;
         let mut tx = self.begin(caller).await?;
+        // Read first: on SQLite the idempotency key's row comes along.
+        let item = match tx.item_by_barcode(item_barcode.as_str()).await {
+            Ok(item) => item,
+            Err(e) => return self.end(tx, Err(e.into())).await,
+        };
         if let Some(done) = tx.replay::<Checkin>().await? {
             tx.abandon().await?;
             return Ok(done);
         }
-        let outcome = self.checkin_in(&mut tx, item_barcode, campus).await;
+        let outcome = self.checkin_in(&mut tx, item, item_barcode, campus).await;
         self.end(tx, outcome).await
     }
 
     async fn checkin_in(
         &self,
         tx: &mut WriteTx,
+        item: Option<StoredItem>,
         item_barcode: &Barcode,
         campus: &CampusCode,
     ) -> Result<Checkin, CircError> {
-        let item = tx
-            .item_by_barcode(item_barcode.as_str())
-            .await?
-            .ok_or_else(|| CircError::NoItem(item_barcode.to_string()))?;
+        let item = item.ok_or_else(|| CircError::NoItem(item_barcode.to_string()))?;
         let here = campus.to_string();
         // Everything read together before anything is written: the writes
         // then go in one batch too (see `WriteTx::later`). Closing the loan

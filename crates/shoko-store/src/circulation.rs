@@ -415,6 +415,10 @@ fn row_to_staff(r: &QueryResult) -> Result<StaffRow, StoreError> {
     })
 }
 
+/// What a checkout reads first: the item, and the patron with the earliest
+/// due date among its open loans.
+pub type CheckoutContext = (Option<StoredItem>, Option<(PatronRow, Option<i64>)>);
+
 /// A login session (cookie) or API token, found by the hash of its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
@@ -653,7 +657,7 @@ impl WriteTx {
         &self,
         item_barcode: &str,
         patron_barcode: &str,
-    ) -> Result<(Option<StoredItem>, Option<(PatronRow, Option<i64>)>), StoreError> {
+    ) -> Result<CheckoutContext, StoreError> {
         let [items, patrons] = self
             .read_together([
                 item_by_barcode(item_barcode),

@@ -37,8 +37,8 @@ pub use catalogue::{
     ReferenceData, StoredItem,
 };
 pub use circulation::{
-    AuditRow, CheckinContext, CopyDetails, FineRow, HoldRow, LoanRow, NewLoan, PatronFields,
-    PatronRow, SessionRow, StaffRow, TransitRow,
+    AuditRow, CheckinContext, CheckoutContext, CopyDetails, FineRow, HoldRow, LoanRow, NewLoan,
+    PatronFields, PatronRow, SessionRow, StaffRow, TransitRow,
 };
 pub use jobs::{JobRunRow, NewNotice, NoticeRow, PickCandidate, TransitSlip};
 pub use shoko_domain::capacity::Point;

@@ -248,6 +248,19 @@ pub struct WriteTx {
     pub(crate) ctx: WriteCtx,
     audit: Vec<AuditEntry>,
     later: std::sync::Mutex<Vec<Statement>>,
+    /// On SQLite, the idempotency key's row, read with the write's first
+    /// read so that [`WriteTx::replay`] needs no call of its own.
+    replay_row: std::sync::Mutex<ReplayRow>,
+}
+
+/// Where the read of the idempotency key's row stands.
+enum ReplayRow {
+    /// Not read yet.
+    Unread,
+    /// Read with another read, not yet looked at.
+    Read(Option<QueryResult>),
+    /// Looked at (or nothing to read).
+    Done,
 }
 
 impl Store {
@@ -261,6 +274,7 @@ impl Store {
             audit: Vec::new(),
             // Sent with the first statement.
             later: std::sync::Mutex::new(savepoint.into_iter().collect()),
+            replay_row: std::sync::Mutex::new(ReplayRow::Unread),
         })
     }
 }
@@ -295,13 +309,63 @@ impl WriteTx {
         &self,
         select: &SelectStatement,
     ) -> Result<Vec<QueryResult>, StoreError> {
-        let backend = self.txn.get_database_backend();
-        if backend != DbBackend::Sqlite {
+        if self.txn.get_database_backend() != DbBackend::Sqlite {
             return Ok(self.txn().await?.query_all(select).await?);
         }
+        let [rows] = self.read_tagged([select.clone()]).await?;
+        Ok(rows)
+    }
+
+    /// SQLite: the queued writes, then the SELECTs, each one's rows tagged
+    /// with its number in an extra last column (which the row mappers,
+    /// reading by position from the first, never look at), in one call; the
+    /// idempotency key's row too, the first time.
+    async fn read_tagged<const N: usize>(
+        &self,
+        selects: [SelectStatement; N],
+    ) -> Result<[Vec<QueryResult>; N], StoreError> {
         let mut statements = std::mem::take(&mut *self.queue());
-        statements.push(backend.build(select));
-        Ok(self.txn.query_all_raw(joined(statements)).await?)
+        let tagged = |i: usize, mut select: SelectStatement| {
+            DbBackend::Sqlite.build(select.expr(Expr::cust(i.to_string())))
+        };
+        statements.extend(selects.into_iter().enumerate().map(|(i, s)| tagged(i, s)));
+        let with_replay = {
+            let mut state = self.replay_state();
+            match (&*state, replay_select(&self.ctx)) {
+                (ReplayRow::Unread, Some(select)) => {
+                    statements.push(tagged(N, select));
+                    true
+                }
+                (ReplayRow::Unread, None) => {
+                    *state = ReplayRow::Done;
+                    false
+                }
+                _ => false,
+            }
+        };
+        let mut rows: [Vec<QueryResult>; N] = std::array::from_fn(|_| Vec::new());
+        let mut replay = None;
+        for row in self.txn.query_all_raw(joined(statements)).await? {
+            let part: i64 = col(&row, row.column_names().len() - 1)?;
+            match usize::try_from(part) {
+                Ok(i) if i < N => rows[i].push(row),
+                Ok(i) if i == N && with_replay => replay = Some(row),
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "a row of statement {part} of {N}"
+                    )));
+                }
+            }
+        }
+        if with_replay {
+            *self.replay_state() = ReplayRow::Read(replay);
+        }
+        Ok(rows)
+    }
+
+    fn replay_state(&self) -> std::sync::MutexGuard<'_, ReplayRow> {
+        // Only this transaction's own task touches it.
+        self.replay_row.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn send_queued(&self) -> Result<(), StoreError> {
@@ -326,10 +390,8 @@ impl WriteTx {
 
     /// Runs several SELECTs in this transaction and returns each one's rows,
     /// in order. SQLite gets them in one call to its connection (one round
-    /// trip inside the writer's turn instead of one per statement): each
-    /// statement's rows carry its number in an extra last column, which the
-    /// row mappers (reading by position from the first) never look at.
-    /// PostgreSQL runs them one after another.
+    /// trip inside the writer's turn instead of one per statement, see
+    /// `read_tagged`); PostgreSQL runs them one after another.
     pub(crate) async fn read_together<const N: usize>(
         &self,
         selects: [SelectStatement; N],
@@ -342,20 +404,7 @@ impl WriteTx {
             }
             return Ok(rows);
         }
-        // The queued writes first (they give no rows), in the same call.
-        let mut statements = std::mem::take(&mut *self.queue());
-        statements.extend(selects.into_iter().enumerate().map(|(i, mut select)| {
-            DbBackend::Sqlite.build(select.expr(Expr::cust(i.to_string())))
-        }));
-        for row in self.txn.query_all_raw(joined(statements)).await? {
-            let part: i64 = col(&row, row.column_names().len() - 1)?;
-            usize::try_from(part)
-                .ok()
-                .and_then(|i| rows.get_mut(i))
-                .ok_or_else(|| StoreError::Corrupt(format!("a row of statement {part} of {N}")))?
-                .push(row);
-        }
-        Ok(rows)
+        self.read_tagged(selects).await
     }
 
     pub(crate) async fn all<T>(
@@ -370,7 +419,15 @@ impl WriteTx {
     /// The outcome of an earlier request with the same idempotency key, or
     /// `None` when this is the first. A key reused with a different request
     /// is refused.
+    ///
+    /// On SQLite a read made before it brought the row along (one call
+    /// fewer inside the writer's turn): a write reads what it needs first,
+    /// then asks this.
     pub async fn replay<T: DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
+        let state = std::mem::replace(&mut *self.replay_state(), ReplayRow::Done);
+        if let ReplayRow::Read(row) = state {
+            return replayed(row.as_ref(), &self.ctx);
+        }
         let Some(select) = replay_select(&self.ctx) else {
             return Ok(None);
         };

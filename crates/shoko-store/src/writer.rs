@@ -640,7 +640,9 @@ mod tests {
         let writer = Arc::clone(store.writers.as_ref().expect("SQLite's writer"));
         for i in 0..200 {
             let txn = store.begin_write().await.expect("begin");
-            insert(&txn, &format!("行{i}"), Some(i)).await.expect("insert");
+            insert(&txn, &format!("行{i}"), Some(i))
+                .await
+                .expect("insert");
             txn.commit().await.expect("commit");
         }
         let grown = log_frames(&store).await;
@@ -654,13 +656,18 @@ mod tests {
             async move { checkpoint(&writer, true).await }
         });
         let_them_queue().await;
-        open.commit().await.expect("committed by the checkpoint's turn");
+        open.commit()
+            .await
+            .expect("committed by the checkpoint's turn");
         checkpoint.await.expect("task").expect("checkpoint");
         let txn = store.begin_write().await.expect("begin");
         insert(&txn, "新しい", Some(1)).await.expect("insert");
         txn.commit().await.expect("commit");
         let after = log_frames(&store).await;
-        assert!(after < 10, "the log started afresh: {after} frames against {grown}");
+        assert!(
+            after < 10,
+            "the log started afresh: {after} frames against {grown}"
+        );
         assert!(stored(&store, "途中").await && stored(&store, "新しい").await);
         assert!(stored(&store, "行199").await);
     }

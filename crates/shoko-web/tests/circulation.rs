@@ -724,6 +724,54 @@ async fn a_checkout_repeated_with_its_idempotency_key_lends_once() {
 }
 
 #[tokio::test]
+async fn a_checkin_repeated_with_its_idempotency_key_returns_once_and_charges_once() {
+    each_engine(|db| async move {
+        let lib = Library::open(&db, CirculationSettings::default()).await;
+        let (p, _) = lib.patron("P0001", "返却 二重", json!({})).await;
+        lib.checkout("P0001", "3000", "MAIN").await;
+        lib.checkout("P0001", "3010", "MAIN").await;
+        // Late, so that the return charges a fine; sessions last 12 hours.
+        lib.clock.advance(40 * DAY);
+        let desk = lib.login("staff", "desk", "a long enough password").await;
+        let lib = Library { desk, ..lib };
+        let send = |item: &str| {
+            Library::request(
+                Method::POST,
+                "/api/v1/checkins",
+                Some(&lib.desk),
+                Some(json!({"item_barcode": item, "campus": "MAIN"})),
+                &[("idempotency-key", "desk-1-return-7")],
+            )
+        };
+        let (s1, first) = lib.send(send("3000")).await;
+        let (s2, again) = lib.send(send("3000")).await;
+        assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{first} {again}");
+        assert_eq!(first, again);
+        assert!(first["fine"]["amount"].as_i64().unwrap_or(0) > 0, "{first}");
+        let patron = lib
+            .app
+            .store
+            .patron(p)
+            .await
+            .expect("read")
+            .expect("patron");
+        assert_eq!(patron.open_loans, 1);
+        assert_eq!(
+            patron.fines_owed,
+            first["fine"]["amount"].as_i64().expect("amount"),
+            "charged once"
+        );
+        // The same key for another item is refused and returns nothing.
+        let (s3, reused) = lib.send(send("3010")).await;
+        assert_eq!(s3, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(reused["error"]["code"], "idempotency_key_reused");
+        assert_eq!(lib.item_status("3010").await, "on_loan");
+        lib.consistent().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_patron_cannot_read_or_change_another_patrons_data() {
     each_engine(|db| async move {
         let lib = Library::open(&db, CirculationSettings::default()).await;
