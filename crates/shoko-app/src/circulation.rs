@@ -340,7 +340,11 @@ impl App {
     async fn checkout_in(
         &self,
         tx: &mut WriteTx,
-        (item, patron): CheckoutContext,
+        CheckoutContext {
+            item,
+            patron,
+            loan_id,
+        }: CheckoutContext,
         patron_barcode: &str,
         item_barcode: &Barcode,
         campus: &CampusCode,
@@ -384,16 +388,19 @@ impl App {
             self.circulation.calendar(campus),
         );
         let loan = tx
-            .insert_loan(&NewLoan {
-                item_id: item.id,
-                record_id: item.record_id,
-                patron_id: patron.id,
-                campus: campus.to_string(),
-                due_at: due,
-                renewals_allowed: i64::from(terms.renewals),
-                fine_per_day: terms.fine_per_day,
-                max_fine: terms.max_fine,
-            })
+            .insert_loan(
+                loan_id,
+                &NewLoan {
+                    item_id: item.id,
+                    record_id: item.record_id,
+                    patron_id: patron.id,
+                    campus: campus.to_string(),
+                    due_at: due,
+                    renewals_allowed: i64::from(terms.renewals),
+                    fine_per_day: terms.fine_per_day,
+                    max_fine: terms.max_fine,
+                },
+            )
             .await?;
         tx.set_item_status(&item, "on_loan").await?;
         if let Some(h) = fulfilled_hold {

@@ -8,7 +8,7 @@
 use sea_orm::sea_query::{
     Asterisk, Expr, ExprTrait, JoinType, LockType, Order, Query, SelectStatement,
 };
-use sea_orm::{ConnectionTrait, QueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 use serde::Serialize;
 
 use crate::catalogue::{ITEM_COLUMNS, OUTBOX_STATUS, col, outbox_inserts, row_to_item};
@@ -415,9 +415,16 @@ fn row_to_staff(r: &QueryResult) -> Result<StaffRow, StoreError> {
     })
 }
 
-/// What a checkout reads first: the item, and the patron with the earliest
-/// due date among its open loans.
-pub type CheckoutContext = (Option<StoredItem>, Option<(PatronRow, Option<i64>)>);
+/// What a checkout reads first.
+#[derive(Debug)]
+pub struct CheckoutContext {
+    /// The item.
+    pub item: Option<StoredItem>,
+    /// The patron, with the earliest due date among its open loans.
+    pub patron: Option<(PatronRow, Option<i64>)>,
+    /// The id the loan will get ([`WriteTx::insert_loan`]).
+    pub loan_id: i64,
+}
 
 /// A login session (cookie) or API token, found by the hash of its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -651,23 +658,44 @@ impl WriteTx {
         self.patron_where(Expr::col("barcode").eq(barcode)).await
     }
 
-    /// The item and the patron (with the earliest due date among its open
-    /// loans) a checkout needs: one round trip on SQLite.
+    /// The item, the patron (with the earliest due date among its open
+    /// loans) and the id the loan will get: what a checkout reads, in one
+    /// round trip on SQLite.
     pub async fn checkout_context(
         &self,
         item_barcode: &str,
         patron_barcode: &str,
     ) -> Result<CheckoutContext, StoreError> {
-        let [items, patrons] = self
+        let [items, patrons, ids] = self
             .read_together([
                 item_by_barcode(item_barcode),
                 patron_with_earliest_due(patron_barcode),
+                self.next_loan_id(),
             ])
             .await?;
-        Ok((
-            items.first().map(row_to_item).transpose()?,
-            patrons.first().map(row_to_patron_and_due).transpose()?,
-        ))
+        let loan_id = ids
+            .first()
+            .map(|r| col(r, 0))
+            .transpose()?
+            .ok_or_else(|| StoreError::Corrupt("no next loan id".into()))?;
+        Ok(CheckoutContext {
+            item: items.first().map(row_to_item).transpose()?,
+            patron: patrons.first().map(row_to_patron_and_due).transpose()?,
+            loan_id,
+        })
+    }
+
+    /// The id the next loan gets. On SQLite the table's AUTOINCREMENT
+    /// counter, read under the write lock that the insert commits in (an id
+    /// once used, even by a loan deleted since, is never given again); on
+    /// PostgreSQL a value of its sequence, taken now (an unused one leaves
+    /// a gap, as a rolled-back insert does).
+    fn next_loan_id(&self) -> SelectStatement {
+        let next = match self.txn_backend() {
+            DbBackend::Postgres => "nextval(pg_get_serial_sequence('loans', 'id'))",
+            _ => "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'loans'), 0) + 1",
+        };
+        Query::select().expr(Expr::cust(next)).to_owned()
     }
 
     /// What a check-in needs to know about an item, locked: one round trip
@@ -846,48 +874,59 @@ impl WriteTx {
     }
 
     /// Opens a loan and counts it on the patron.
-    pub async fn insert_loan(&self, l: &NewLoan) -> Result<LoanRow, StoreError> {
-        let row = self
-            .txn()
-            .await?
-            .query_one(
-                &Query::insert()
-                    .into_table("loans")
-                    .columns([
-                        "item_id",
-                        "record_id",
-                        "patron_id",
-                        "open_item_id",
-                        "open_patron_id",
-                        "campus",
-                        "checked_out_at",
-                        "due_at",
-                        "renewals",
-                        "renewals_allowed",
-                        "fine_per_day",
-                        "max_fine",
-                    ])
-                    .values_panic([
-                        l.item_id.into(),
-                        l.record_id.into(),
-                        l.patron_id.into(),
-                        l.item_id.into(),
-                        l.patron_id.into(),
-                        l.campus.as_str().into(),
-                        self.ctx.now.into(),
-                        l.due_at.into(),
-                        0i64.into(),
-                        l.renewals_allowed.into(),
-                        l.fine_per_day.into(),
-                        l.max_fine.into(),
-                    ])
-                    .returning(Query::returning().columns(LOAN_COLUMNS))
-                    .to_owned(),
-            )
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
+    pub async fn insert_loan(&self, id: i64, l: &NewLoan) -> Result<LoanRow, StoreError> {
+        self.later(
+            &Query::insert()
+                .into_table("loans")
+                .columns([
+                    "id",
+                    "item_id",
+                    "record_id",
+                    "patron_id",
+                    "open_item_id",
+                    "open_patron_id",
+                    "campus",
+                    "checked_out_at",
+                    "due_at",
+                    "renewals",
+                    "renewals_allowed",
+                    "fine_per_day",
+                    "max_fine",
+                ])
+                .values_panic([
+                    id.into(),
+                    l.item_id.into(),
+                    l.record_id.into(),
+                    l.patron_id.into(),
+                    l.item_id.into(),
+                    l.patron_id.into(),
+                    l.campus.as_str().into(),
+                    self.ctx.now.into(),
+                    l.due_at.into(),
+                    0i64.into(),
+                    l.renewals_allowed.into(),
+                    l.fine_per_day.into(),
+                    l.max_fine.into(),
+                ])
+                .to_owned(),
+        );
         self.add_to_patron(l.patron_id, 1, 0).await?;
-        row_to_loan(&row)
+        Ok(LoanRow {
+            id,
+            item_id: l.item_id,
+            record_id: l.record_id,
+            patron_id: Some(l.patron_id),
+            campus: l.campus.clone(),
+            checked_out_at: self.ctx.now,
+            due_at: l.due_at,
+            renewals: 0,
+            renewals_allowed: l.renewals_allowed,
+            fine_per_day: l.fine_per_day,
+            max_fine: l.max_fine,
+            recalled_at: None,
+            returned_at: None,
+            returned_campus: None,
+        })
     }
 
     /// Closes a loan at `campus`, uncounting it from its patron; `anonymise`

@@ -285,6 +285,11 @@ impl WriteTx {
         self.ctx.now
     }
 
+    /// The engine this write runs on.
+    pub(crate) fn txn_backend(&self) -> DbBackend {
+        self.txn.get_database_backend()
+    }
+
     /// The transaction, once every queued write has been sent.
     pub(crate) async fn txn(&self) -> Result<&Txn, StoreError> {
         self.send_queued().await?;

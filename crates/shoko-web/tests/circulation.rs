@@ -745,7 +745,11 @@ async fn a_checkin_repeated_with_its_idempotency_key_returns_once_and_charges_on
         };
         let (s1, first) = lib.send(send("3000")).await;
         let (s2, again) = lib.send(send("3000")).await;
-        assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{first} {again}");
+        assert_eq!(
+            (s1, s2),
+            (StatusCode::OK, StatusCode::OK),
+            "{first} {again}"
+        );
         assert_eq!(first, again);
         assert!(first["fine"]["amount"].as_i64().unwrap_or(0) > 0, "{first}");
         let patron = lib
