@@ -359,11 +359,11 @@ impl Txn {
     /// Commits, gives up the turn, and returns once the commit is on disk
     /// (on SQLite, once the group is committed and its log flushed).
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
-        if let Some(release) = self.take_release() {
-            if let Err(e) = self.execute_raw(release).await {
-                self.rollback().await?;
-                return Err(e.into());
-            }
+        if let Some(release) = self.take_release()
+            && let Err(e) = self.execute_raw(release).await
+        {
+            self.rollback().await?;
+            return Err(e.into());
         }
         let (mut group, writer) = match self.inner.take().expect("not ended") {
             Inner::Own(txn) => {
