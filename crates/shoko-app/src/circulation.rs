@@ -430,37 +430,37 @@ impl App {
         self.campus("campus", campus)?;
         let mut tx = self.begin(caller).await?;
         // Read first: on SQLite the idempotency key's row comes along.
-        let item = match tx.item_by_barcode(item_barcode.as_str()).await {
-            Ok(item) => item,
+        let found = match tx.checkin_context(item_barcode.as_str()).await {
+            Ok(found) => found,
             Err(e) => return self.end(tx, Err(e.into())).await,
         };
         if let Some(done) = tx.replay::<Checkin>().await? {
             tx.abandon().await?;
             return Ok(done);
         }
-        let outcome = self.checkin_in(&mut tx, item, item_barcode, campus).await;
+        let outcome = self.checkin_in(&mut tx, found, item_barcode, campus).await;
         self.end(tx, outcome).await
     }
 
     async fn checkin_in(
         &self,
         tx: &mut WriteTx,
-        item: Option<StoredItem>,
+        found: Option<(StoredItem, CheckinContext)>,
         item_barcode: &Barcode,
         campus: &CampusCode,
     ) -> Result<Checkin, CircError> {
-        let item = item.ok_or_else(|| CircError::NoItem(item_barcode.to_string()))?;
+        let (item, context) = found.ok_or_else(|| CircError::NoItem(item_barcode.to_string()))?;
         let here = campus.to_string();
-        // Everything read together before anything is written: the writes
-        // then go in one batch too (see `WriteTx::later`). Closing the loan
-        // changes neither the item's transit nor its holds.
+        // Everything was read together before anything is written: the
+        // writes then go in one batch too (see `WriteTx::later`). Closing the
+        // loan changes neither the item's transit nor its holds.
         let CheckinContext {
             transit,
             trapping,
             waiting,
             loan,
             patron,
-        } = tx.checkin_context(&item).await?;
+        } = context;
         let mut loan_closed = None;
         let mut fine = None;
         if let Some(loan) = loan {

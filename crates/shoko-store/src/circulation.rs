@@ -536,7 +536,7 @@ fn row_to_patron_and_due(r: &QueryResult) -> Result<(PatronRow, Option<i64>), St
     Ok((row_to_patron(r)?, col(r, PATRON_COLUMNS.len())?))
 }
 
-fn open_loan_of_item(item_id: i64) -> SelectStatement {
+fn open_loan_of_item(item_id: impl Into<Expr>) -> SelectStatement {
     Query::select()
         .columns(LOAN_COLUMNS)
         .from("loans")
@@ -545,7 +545,8 @@ fn open_loan_of_item(item_id: i64) -> SelectStatement {
         .to_owned()
 }
 
-fn first_waiting_hold(record_id: i64, item_id: i64) -> SelectStatement {
+fn first_waiting_hold(record_id: impl Into<Expr>, item_id: impl Into<Expr>) -> SelectStatement {
+    let item_id = item_id.into();
     Query::select()
         .columns(HOLD_COLUMNS)
         .from("holds")
@@ -561,7 +562,7 @@ fn first_waiting_hold(record_id: i64, item_id: i64) -> SelectStatement {
         .to_owned()
 }
 
-fn hold_trapping(item_id: i64) -> SelectStatement {
+fn hold_trapping(item_id: impl Into<Expr>) -> SelectStatement {
     Query::select()
         .columns(HOLD_COLUMNS)
         .from("holds")
@@ -571,7 +572,7 @@ fn hold_trapping(item_id: i64) -> SelectStatement {
         .to_owned()
 }
 
-fn open_transit(item_id: i64) -> SelectStatement {
+fn open_transit(item_id: impl Into<Expr>) -> SelectStatement {
     Query::select()
         .columns(TRANSIT_COLUMNS)
         .from("transits")
@@ -698,30 +699,48 @@ impl WriteTx {
         Query::select().expr(Expr::cust(next)).to_owned()
     }
 
-    /// What a check-in needs to know about an item, locked: one round trip
-    /// on SQLite.
-    pub async fn checkin_context(&self, item: &StoredItem) -> Result<CheckinContext, StoreError> {
+    /// The item with the barcode and what a check-in needs to know about
+    /// it, locked (the item first): one round trip on SQLite. `None` when no
+    /// item has the barcode.
+    pub async fn checkin_context(
+        &self,
+        barcode: &str,
+    ) -> Result<Option<(StoredItem, CheckinContext)>, StoreError> {
+        let item_field = |column: &'static str| {
+            Expr::expr(
+                Query::select()
+                    .column(column)
+                    .from("items")
+                    .and_where(Expr::col("barcode").eq(barcode))
+                    .to_owned(),
+            )
+        };
         let patron_of_loan = Query::select()
             .column("patron_id")
             .from("loans")
-            .and_where(Expr::col("open_item_id").eq(item.id))
+            .and_where(Expr::col("open_item_id").eq(item_field("id")))
             .to_owned();
-        let [transit, trapping, waiting, loan, patron] = self
+        let [item, transit, trapping, waiting, loan, patron] = self
             .read_together([
-                open_transit(item.id),
-                hold_trapping(item.id),
-                first_waiting_hold(item.record_id, item.id),
-                open_loan_of_item(item.id),
+                item_by_barcode(barcode),
+                open_transit(item_field("id")),
+                hold_trapping(item_field("id")),
+                first_waiting_hold(item_field("record_id"), item_field("id")),
+                open_loan_of_item(item_field("id")),
                 patron_where(Expr::col("id").in_subquery(patron_of_loan)),
             ])
             .await?;
-        Ok(CheckinContext {
+        let Some(item) = item.first().map(row_to_item).transpose()? else {
+            return Ok(None);
+        };
+        let context = CheckinContext {
             transit: transit.first().map(row_to_transit).transpose()?,
             trapping: trapping.first().map(row_to_hold).transpose()?,
             waiting: waiting.first().map(row_to_hold).transpose()?,
             loan: loan.first().map(row_to_loan).transpose()?,
             patron: patron.first().map(row_to_patron).transpose()?,
-        })
+        };
+        Ok(Some((item, context)))
     }
 
     async fn patron_where(
