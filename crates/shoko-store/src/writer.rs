@@ -478,18 +478,42 @@ async fn commit_held<'w>(
     (group, ended, flushed)
 }
 
+/// A passive checkpoint; the frames of the log it left uncopied.
+async fn passive(readers: &DatabaseConnection) -> Result<i64, sea_orm::DbErr> {
+    let row = readers
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA wal_checkpoint(PASSIVE)",
+        ))
+        .await?;
+    // (busy, frames in the log, frames copied); -1s when not in WAL mode.
+    let left = row.map(|r| {
+        let log: i64 = r.try_get_by_index(1).unwrap_or(0);
+        let copied: i64 = r.try_get_by_index(2).unwrap_or(0);
+        (log - copied).max(0)
+    });
+    Ok(left.unwrap_or(0))
+}
+
 /// Checkpoints the log beside the writer; with `restart`, then copies the
 /// rest between two groups, so that the next write starts the log afresh.
 async fn checkpoint(writer: &SqliteWriter, restart: bool) -> Result<(), sea_orm::DbErr> {
     const PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+    /// Frames (4 KiB each) left to copy that are few enough for the turn.
+    const FEW: i64 = 256;
     let readers = &writer.checkpoints.readers;
-    readers.execute_unprepared(PASSIVE).await?;
+    let mut left = passive(readers).await?;
     if !restart {
         return Ok(());
     }
-    // Once more beside the writer, for what came during the first, so that
-    // little is left for the turn.
-    readers.execute_unprepared(PASSIVE).await?;
+    // Again beside the writer, each time for what came during the last,
+    // until little is left for the turn.
+    for _ in 0..4 {
+        if left <= FEW {
+            break;
+        }
+        left = passive(readers).await?;
+    }
     let group = Arc::clone(&writer.turn).lock_owned().await;
     let (group, ended, flushed) = commit_held(group, writer).await;
     // The group's flush and acknowledgement need not wait for the rest.
