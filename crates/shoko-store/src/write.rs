@@ -492,7 +492,7 @@ fn joined(statements: Vec<Statement>) -> Statement {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The store of this crate (the test kit's `store()` is of another
@@ -511,7 +511,11 @@ mod tests {
         }
     }
 
-    fn insert_counter(name: &str, value: Option<i64>) -> sea_orm::sea_query::InsertStatement {
+    /// A row of the `counters` table (the store's tests write these).
+    pub(crate) fn insert_counter(
+        name: &str,
+        value: Option<i64>,
+    ) -> sea_orm::sea_query::InsertStatement {
         Query::insert()
             .into_table("counters")
             .columns(["name", "value"])
@@ -519,7 +523,8 @@ mod tests {
             .to_owned()
     }
 
-    async fn counter(c: &impl ConnectionTrait, name: &str) -> Option<i64> {
+    /// The value of a `counters` row, if there is one.
+    pub(crate) async fn counter(c: &impl ConnectionTrait, name: &str) -> Option<i64> {
         c.query_one(
             &Query::select()
                 .column("value")

@@ -536,7 +536,7 @@ async fn checkpoint(writer: &SqliteWriter, restart: bool) -> Result<(), sea_orm:
 mod tests {
     use super::*;
     use crate::StoreOptions;
-    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    use crate::write::tests::{counter, insert_counter};
 
     async fn open(db: &shoko_testkit::TestDb) -> Store {
         Store::open(db.url(), &StoreOptions::default())
@@ -545,30 +545,12 @@ mod tests {
     }
 
     async fn insert(txn: &Txn, name: &str, value: Option<i64>) -> Result<(), StoreError> {
-        txn.execute(
-            &Query::insert()
-                .into_table("counters")
-                .columns(["name", "value"])
-                .values_panic([name.into(), value.into()])
-                .to_owned(),
-        )
-        .await?;
+        txn.execute(&insert_counter(name, value)).await?;
         Ok(())
     }
 
     async fn stored(store: &Store, name: &str) -> bool {
-        store
-            .db
-            .query_one(
-                &Query::select()
-                    .column("value")
-                    .from("counters")
-                    .and_where(Expr::col("name").eq(name))
-                    .to_owned(),
-            )
-            .await
-            .expect("read")
-            .is_some()
+        counter(&store.db, name).await.is_some()
     }
 
     /// Flushes of SQLite's log so far (none on PostgreSQL).

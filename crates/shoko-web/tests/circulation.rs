@@ -275,6 +275,15 @@ impl Library {
         body
     }
 
+    async fn stored_patron(&self, id: i64) -> shoko_store::PatronRow {
+        self.app
+            .store
+            .patron(id)
+            .await
+            .expect("read")
+            .expect("patron")
+    }
+
     async fn item_status(&self, barcode: &str) -> String {
         self.app
             .store
@@ -697,13 +706,7 @@ async fn a_checkout_repeated_with_its_idempotency_key_lends_once() {
         let (s2, again) = lib.send(send("3000")).await;
         assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
         assert_eq!(first, again);
-        let patron = lib
-            .app
-            .store
-            .patron(p)
-            .await
-            .expect("read")
-            .expect("patron");
+        let patron = lib.stored_patron(p).await;
         assert_eq!(patron.open_loans, 1);
         // The same key with another request is refused, not replayed.
         let (s3, reused) = lib.send(send("3010")).await;
@@ -752,13 +755,7 @@ async fn a_checkin_repeated_with_its_idempotency_key_returns_once_and_charges_on
         );
         assert_eq!(first, again);
         assert!(first["fine"]["amount"].as_i64().unwrap_or(0) > 0, "{first}");
-        let patron = lib
-            .app
-            .store
-            .patron(p)
-            .await
-            .expect("read")
-            .expect("patron");
+        let patron = lib.stored_patron(p).await;
         assert_eq!(patron.open_loans, 1);
         assert_eq!(
             patron.fines_owed,
