@@ -1658,20 +1658,6 @@ impl Store {
         .await
     }
 
-    /// A staff account by id.
-    pub async fn staff_user(&self, id: i64) -> Result<Option<StaffRow>, StoreError> {
-        Ok(one(self
-            .rows(
-                &Query::select()
-                    .columns(STAFF_COLUMNS)
-                    .from("staff_users")
-                    .and_where(Expr::col("id").eq(id))
-                    .to_owned(),
-                row_to_staff,
-            )
-            .await?))
-    }
-
     /// A staff account with its password hash, for login.
     pub async fn staff_password_hash(
         &self,
