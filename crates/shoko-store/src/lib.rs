@@ -173,6 +173,13 @@ fn is_storage_full(e: &DbErr) -> bool {
     if text.contains("No space left on device") || text.contains("database or disk is full") {
         return true;
     }
+    // A new PostgreSQL connection writes the catalog cache file into the
+    // database's directory when the cache was invalidated; on a full
+    // tablespace it is refused with these words alone (no error code, no
+    // errno).
+    if text.contains("could not write init file") {
+        return true;
+    }
     let runtime = match e {
         DbErr::Exec(r) | DbErr::Query(r) | DbErr::Conn(r) => r,
         _ => return false,
@@ -620,6 +627,23 @@ mod tests {
             .expect("count")
             .expect("a row");
         row.try_get_by_index(0).expect("a number")
+    }
+
+    #[test]
+    fn a_connection_postgresql_refuses_for_its_full_tablespace_is_storage_full() {
+        // What the driver gives when a new backend cannot write its catalog
+        // cache file (the web tests' full-disk story met it in CI).
+        let refused = DbErr::Conn(sea_orm::RuntimeErr::Internal(
+            "error returned from database: could not write init file".into(),
+        ));
+        assert!(matches!(
+            StoreError::from(refused),
+            StoreError::StorageFull(_)
+        ));
+        let other = DbErr::Conn(sea_orm::RuntimeErr::Internal(
+            "error returned from database: password authentication failed".into(),
+        ));
+        assert!(matches!(StoreError::from(other), StoreError::Db(_)));
     }
 
     // SQLite alone: it rolls a transaction back by itself on a full disk,

@@ -43,6 +43,7 @@ impl TestDb {
 
     /// A fresh SQLite database in a temporary directory.
     pub fn sqlite() -> TestDb {
+        log_to_test_output();
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!(
             "sqlite://{}?mode=rwc",
@@ -58,6 +59,7 @@ impl TestDb {
     /// A fresh SQLite database in `dir` (a small filesystem, for the
     /// full-disk test); the directory is the caller's.
     pub fn sqlite_in(dir: &std::path::Path) -> TestDb {
+        log_to_test_output();
         TestDb {
             url: format!("sqlite://{}?mode=rwc", dir.join("shoko.db").display()),
             engine: "sqlite",
@@ -78,6 +80,7 @@ impl TestDb {
     }
 
     async fn postgres_in(tablespace: Option<&std::path::Path>) -> TestDb {
+        log_to_test_output();
         static N: AtomicU64 = AtomicU64::new(0);
         let base = std::env::var("SHOKO_TEST_POSTGRES_URL").unwrap_or_else(|_| {
             panic!(
@@ -172,6 +175,23 @@ pub async fn drop_postgres_database(url: &str) {
         .await
         .expect("drop test tablespace");
     admin.close().await.expect("close");
+}
+
+/// Sends the code's log to the test's captured output, so that a failing
+/// test shows what the server logged (an "unexpected error" answer says only
+/// that it was logged). Warnings and errors unless `SHOKO_TEST_LOG` gives a
+/// filter; called by every test database's constructor, once per process.
+pub fn log_to_test_output() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("SHOKO_TEST_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // Another subscriber set by the test itself wins.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
 }
 
 /// Whether this run includes PostgreSQL.
