@@ -191,8 +191,37 @@ pub struct Counts {
     pub outbox: i64,
 }
 
-pub(crate) fn col<T: sea_orm::TryGetable>(row: &QueryResult, i: usize) -> Result<T, StoreError> {
-    row.try_get_by_index(i).map_err(StoreError::from)
+pub(crate) fn col<T: sea_orm::TryGetable, R: Row + ?Sized>(
+    row: &R,
+    i: usize,
+) -> Result<T, StoreError> {
+    row.at(i)
+}
+
+/// A row a mapper reads by position: a whole result row, or one read's
+/// part of the row that several reads joined into one gave (see
+/// `WriteTx::read_together`).
+pub(crate) trait Row {
+    /// The value of column `i`, counted from this row's first.
+    fn at<T: sea_orm::TryGetable>(&self, i: usize) -> Result<T, StoreError>;
+}
+
+impl Row for QueryResult {
+    fn at<T: sea_orm::TryGetable>(&self, i: usize) -> Result<T, StoreError> {
+        self.try_get_by_index(i).map_err(StoreError::from)
+    }
+}
+
+/// The columns of `row` from `offset` on.
+pub(crate) struct Part<'a> {
+    pub(crate) row: &'a QueryResult,
+    pub(crate) offset: usize,
+}
+
+impl Row for Part<'_> {
+    fn at<T: sea_orm::TryGetable>(&self, i: usize) -> Result<T, StoreError> {
+        self.row.at(self.offset + i)
+    }
 }
 
 fn json_list(v: &[String]) -> String {
@@ -255,10 +284,10 @@ fn record_from(row: &QueryResult, with_marc: bool) -> Result<RecordRow, StoreErr
         control_number: col(row, 3)?,
         title: col(row, 4)?,
         title_reading: col(row, 5)?,
-        authors: parse_list(id, "authors", &col::<String>(row, 6)?)?,
-        subjects: parse_list(id, "subjects", &col::<String>(row, 7)?)?,
-        isbns: parse_list(id, "isbns", &col::<String>(row, 8)?)?,
-        issns: parse_list(id, "issns", &col::<String>(row, 9)?)?,
+        authors: parse_list(id, "authors", &col::<String, _>(row, 6)?)?,
+        subjects: parse_list(id, "subjects", &col::<String, _>(row, 7)?)?,
+        isbns: parse_list(id, "isbns", &col::<String, _>(row, 8)?)?,
+        issns: parse_list(id, "issns", &col::<String, _>(row, 9)?)?,
         publisher: col(row, 10)?,
         year: col(row, 11)?,
         language: col(row, 12)?,
@@ -282,7 +311,7 @@ pub(crate) const ITEM_COLUMNS: [&str; 9] = [
     "version",
 ];
 
-pub(crate) fn row_to_item(row: &QueryResult) -> Result<StoredItem, StoreError> {
+pub(crate) fn row_to_item<R: Row + ?Sized>(row: &R) -> Result<StoredItem, StoreError> {
     Ok(StoredItem {
         id: col(row, 0)?,
         record_id: col(row, 1)?,
@@ -833,7 +862,7 @@ impl Store {
                     .to_owned(),
             )
             .await?
-            .map(|r| col::<i64>(&r, 0))
+            .map(|r| col::<i64, _>(&r, 0))
             .transpose()?
             .unwrap_or(0);
         if items > 0 {
@@ -953,7 +982,7 @@ impl Store {
                 Ok(OutboxRow {
                     id: col(r, 0)?,
                     record_id: col(r, 1)?,
-                    status_only: col::<String>(r, 2)? == OUTBOX_STATUS,
+                    status_only: col::<String, _>(r, 2)? == OUTBOX_STATUS,
                     created_at: col(r, 3)?,
                 })
             })

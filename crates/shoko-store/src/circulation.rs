@@ -11,7 +11,7 @@ use sea_orm::sea_query::{
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 use serde::Serialize;
 
-use crate::catalogue::{ITEM_COLUMNS, OUTBOX_STATUS, col, outbox_inserts, row_to_item};
+use crate::catalogue::{ITEM_COLUMNS, OUTBOX_STATUS, Row, col, outbox_inserts, row_to_item};
 use crate::{Store, StoreError, StoredItem, WriteTx};
 
 /// A patron as stored (the password hash is read on its own).
@@ -73,7 +73,7 @@ const PATRON_COLUMNS: [&str; 17] = [
     "version",
 ];
 
-fn row_to_patron(r: &QueryResult) -> Result<PatronRow, StoreError> {
+fn row_to_patron<R: Row + ?Sized>(r: &R) -> Result<PatronRow, StoreError> {
     Ok(PatronRow {
         id: col(r, 0)?,
         barcode: col(r, 1)?,
@@ -172,7 +172,7 @@ pub(crate) const LOAN_COLUMNS: [&str; 14] = [
     "returned_campus",
 ];
 
-pub(crate) fn row_to_loan(r: &QueryResult) -> Result<LoanRow, StoreError> {
+pub(crate) fn row_to_loan<R: Row + ?Sized>(r: &R) -> Result<LoanRow, StoreError> {
     Ok(LoanRow {
         id: col(r, 0)?,
         item_id: col(r, 1)?,
@@ -250,7 +250,7 @@ pub(crate) const HOLD_COLUMNS: [&str; 10] = [
     "updated_at",
 ];
 
-pub(crate) fn row_to_hold(r: &QueryResult) -> Result<HoldRow, StoreError> {
+pub(crate) fn row_to_hold<R: Row + ?Sized>(r: &R) -> Result<HoldRow, StoreError> {
     Ok(HoldRow {
         id: col(r, 0)?,
         kind: col(r, 1)?,
@@ -297,7 +297,7 @@ const TRANSIT_COLUMNS: [&str; 8] = [
     "arrived_at",
 ];
 
-fn row_to_transit(r: &QueryResult) -> Result<TransitRow, StoreError> {
+fn row_to_transit<R: Row + ?Sized>(r: &R) -> Result<TransitRow, StoreError> {
     Ok(TransitRow {
         id: col(r, 0)?,
         item_id: col(r, 1)?,
@@ -532,7 +532,7 @@ fn patron_with_earliest_due(barcode: &str) -> SelectStatement {
         .to_owned()
 }
 
-fn row_to_patron_and_due(r: &QueryResult) -> Result<(PatronRow, Option<i64>), StoreError> {
+fn row_to_patron_and_due<R: Row + ?Sized>(r: &R) -> Result<(PatronRow, Option<i64>), StoreError> {
     Ok((row_to_patron(r)?, col(r, PATRON_COLUMNS.len())?))
 }
 
@@ -667,21 +667,19 @@ impl WriteTx {
         item_barcode: &str,
         patron_barcode: &str,
     ) -> Result<CheckoutContext, StoreError> {
-        let [items, patrons, ids] = self
+        let read = self
             .read_together([
                 item_by_barcode(item_barcode),
                 patron_with_earliest_due(patron_barcode),
                 self.next_loan_id(),
             ])
             .await?;
-        let loan_id = ids
-            .first()
-            .map(|r| col(r, 0))
-            .transpose()?
+        let loan_id = read
+            .map(2, |r| col(r, 0))?
             .ok_or_else(|| StoreError::Corrupt("no next loan id".into()))?;
         Ok(CheckoutContext {
-            item: items.first().map(row_to_item).transpose()?,
-            patron: patrons.first().map(row_to_patron_and_due).transpose()?,
+            item: read.map(0, row_to_item)?,
+            patron: read.map(1, row_to_patron_and_due)?,
             loan_id,
         })
     }
@@ -720,7 +718,7 @@ impl WriteTx {
             .from("loans")
             .and_where(Expr::col("open_item_id").eq(item_field("id")))
             .to_owned();
-        let [item, transit, trapping, waiting, loan, patron] = self
+        let read = self
             .read_together([
                 item_by_barcode(barcode),
                 open_transit(item_field("id")),
@@ -730,15 +728,15 @@ impl WriteTx {
                 patron_where(Expr::col("id").in_subquery(patron_of_loan)),
             ])
             .await?;
-        let Some(item) = item.first().map(row_to_item).transpose()? else {
+        let Some(item) = read.map(0, row_to_item)? else {
             return Ok(None);
         };
         let context = CheckinContext {
-            transit: transit.first().map(row_to_transit).transpose()?,
-            trapping: trapping.first().map(row_to_hold).transpose()?,
-            waiting: waiting.first().map(row_to_hold).transpose()?,
-            loan: loan.first().map(row_to_loan).transpose()?,
-            patron: patron.first().map(row_to_patron).transpose()?,
+            transit: read.map(1, row_to_transit)?,
+            trapping: read.map(2, row_to_hold)?,
+            waiting: read.map(3, row_to_hold)?,
+            loan: read.map(4, row_to_loan)?,
+            patron: read.map(5, row_to_patron)?,
         };
         Ok(Some((item, context)))
     }
@@ -1757,7 +1755,7 @@ impl Store {
             csrf: col(&r, n + 2)?,
             expires_at: col(&r, n + 3)?,
         };
-        let staff = match col::<Option<i64>>(&r, 0)? {
+        let staff = match col::<Option<i64>, _>(&r, 0)? {
             Some(_) => Some(row_to_staff(&r)?),
             None => None,
         };

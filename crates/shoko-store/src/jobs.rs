@@ -687,7 +687,12 @@ impl Store {
             .await?;
         let pairs = |rows: Vec<QueryResult>| -> Result<Vec<(String, i64)>, StoreError> {
             rows.iter()
-                .map(|r| Ok((col::<Option<String>>(r, 0)?.unwrap_or_default(), col(r, 1)?)))
+                .map(|r| {
+                    Ok((
+                        col::<Option<String>, _>(r, 0)?.unwrap_or_default(),
+                        col(r, 1)?,
+                    ))
+                })
                 .collect()
         };
         Ok((pairs(out)?, pairs(back)?))

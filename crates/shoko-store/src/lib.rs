@@ -10,6 +10,7 @@ mod backup;
 mod capacity;
 mod catalogue;
 mod circulation;
+mod inline;
 mod jobs;
 mod migrations;
 mod wal;
@@ -386,6 +387,13 @@ async fn pool(
         // worker thread that finds nothing (and, on the writer, is one more
         // wait inside the writer's turn).
         opts.test_before_acquire(false);
+    } else {
+        // A PostgreSQL connection can break while it waits in the pool (a
+        // restarted server, a dropped link), but one used within the last
+        // second seldom has: pinging every connection before each use was
+        // two round trips more for every desk scan (one for the session
+        // check, one for the write).
+        opts.test_before_acquire_if_idle_for(Duration::from_secs(1));
     }
     Database::connect(opts)
         .await

@@ -6,11 +6,11 @@
 //! with the same key finds that outcome and does not act again; a key sent
 //! again with a different request is refused.
 
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, JoinType, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, StatementBuilder};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::catalogue::{Txn, col};
+use crate::catalogue::{Part, Txn, col};
 use crate::{Engine, Store, StoreError};
 
 /// What a write needs besides its data: who acts, when, and the client's
@@ -241,8 +241,9 @@ impl Store {
 /// every read sees every earlier write and the order of writes is kept; it
 /// only saves waits. SQLite gets the whole queue in one call to its
 /// connection's worker thread (one round trip instead of one per statement,
-/// inside the single writer's turn); PostgreSQL gets the statements one
-/// after another, as before.
+/// inside the single writer's turn); PostgreSQL gets it as one simple query
+/// with the values written inline (`inline.rs`), or, when a value cannot be
+/// written there exactly, one statement after another.
 pub struct WriteTx {
     txn: Txn,
     pub(crate) ctx: WriteCtx,
@@ -384,32 +385,85 @@ impl WriteTx {
             _ if self.txn.get_database_backend() == DbBackend::Sqlite => {
                 self.txn.execute_raw(joined(queued)).await?;
             }
-            _ => {
-                for statement in queued {
-                    self.txn.execute_raw(statement).await?;
+            _ => match crate::inline::batch(&queued) {
+                Some(sql) => {
+                    self.txn.execute_unprepared(&sql).await?;
                 }
-            }
+                None => {
+                    for statement in queued {
+                        self.txn.execute_raw(statement).await?;
+                    }
+                }
+            },
         }
         Ok(())
     }
 
-    /// Runs several SELECTs in this transaction and returns each one's rows,
-    /// in order. SQLite gets them in one call to its connection (one round
-    /// trip inside the writer's turn instead of one per statement, see
-    /// `read_tagged`); PostgreSQL runs them one after another.
+    /// Runs several SELECTs in this transaction, each of which gives at
+    /// most one row, in one round trip, and returns each one's row.
+    ///
+    /// SQLite gets them in one call to its connection (see `read_tagged`).
+    /// PostgreSQL gets them as one statement, each read a `LEFT JOIN
+    /// LATERAL` of its own in the order given, followed by a column that
+    /// marks where its columns end and whether it found a row. The joins
+    /// have no join condition, so they can only run as nested loops, and
+    /// PostgreSQL keeps them in the order written (EXPLAIN shows it for
+    /// the checkout's and the check-in's reads): rows are locked in the
+    /// order one statement after another locked them. A read that gives
+    /// more than one row is an error, on both engines.
     pub(crate) async fn read_together<const N: usize>(
         &self,
         selects: [SelectStatement; N],
-    ) -> Result<[Vec<QueryResult>; N], StoreError> {
-        let mut rows: [Vec<QueryResult>; N] = std::array::from_fn(|_| Vec::new());
-        if self.txn.get_database_backend() != DbBackend::Sqlite {
-            let txn = self.txn().await?;
-            for (select, rows) in selects.iter().zip(rows.iter_mut()) {
-                *rows = txn.query_all(select).await?;
+    ) -> Result<OneEach<N>, StoreError> {
+        if self.txn.get_database_backend() == DbBackend::Sqlite {
+            let mut rows = Vec::new();
+            let mut parts = [None; N];
+            for (i, read) in self.read_tagged(selects).await?.into_iter().enumerate() {
+                if read.len() > 1 {
+                    return Err(more_than_one(i, N));
+                }
+                if let Some(row) = read.into_iter().next() {
+                    parts[i] = Some((rows.len(), 0));
+                    rows.push(row);
+                }
             }
-            return Ok(rows);
+            return Ok(OneEach { rows, parts });
         }
-        self.read_tagged(selects).await
+        let marker = |i: usize| format!("shoko_part_{i}");
+        let mut joined = Query::select();
+        joined.from_subquery(Query::select().expr(Expr::val(1)).to_owned(), "shoko_one");
+        for (i, mut select) in selects.into_iter().enumerate() {
+            select.expr_as(Expr::val(i as i64), marker(i));
+            let alias = format!("shoko_read_{i}");
+            joined.column((alias.clone(), Asterisk));
+            joined.join_lateral(JoinType::LeftJoin, select, alias, Expr::cust("TRUE"));
+        }
+        let rows = self.txn().await?.query_all(&joined).await?;
+        let Some(row) = rows.first() else {
+            return Err(StoreError::Corrupt("joined reads gave no row".into()));
+        };
+        if rows.len() > 1 {
+            return Err(StoreError::Corrupt(format!(
+                "one of {N} reads gave more than one row"
+            )));
+        }
+        let names = row.column_names();
+        let mut parts = [None; N];
+        let mut offset = 0;
+        for (i, part) in parts.iter_mut().enumerate() {
+            let end = names
+                .iter()
+                .skip(offset)
+                .position(|n| *n == marker(i))
+                .map(|p| offset + p)
+                .ok_or_else(|| StoreError::Corrupt(format!("no end of read {i} of {N}")))?;
+            let found: Option<i64> = col(row, end)?;
+            if found.is_some() {
+                *part = Some((0, offset));
+            }
+            offset = end + 1;
+        }
+        Ok(OneEach { rows, parts })
     }
 
     pub(crate) async fn all<T>(
@@ -471,6 +525,35 @@ impl WriteTx {
         self.txn.rollback().await?;
         Ok(())
     }
+}
+
+/// What [`WriteTx::read_together`] read: for each read, its row or none.
+pub(crate) struct OneEach<const N: usize> {
+    rows: Vec<QueryResult>,
+    /// For each read, the row its columns are in and where they start.
+    parts: [Option<(usize, usize)>; N],
+}
+
+impl<const N: usize> OneEach<N> {
+    /// Read `i`'s row mapped by `map`, or `None` when it found none.
+    pub(crate) fn map<'s, T>(
+        &'s self,
+        i: usize,
+        map: impl Fn(&Part<'s>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        self.parts[i]
+            .map(|(row, offset)| {
+                map(&Part {
+                    row: &self.rows[row],
+                    offset,
+                })
+            })
+            .transpose()
+    }
+}
+
+fn more_than_one(i: usize, n: usize) -> StoreError {
+    StoreError::Corrupt(format!("read {i} of {n} gave more than one row"))
 }
 
 /// SQLite statements as one: their texts joined, their values in order
@@ -589,37 +672,80 @@ pub(crate) mod tests {
         .await;
     }
 
+    /// Reads of a counter: `columns` of the row named `name`.
+    fn counter_read(columns: &[&'static str], name: &str) -> SelectStatement {
+        let mut select = Query::select();
+        for c in columns {
+            select.expr(Expr::cust(*c));
+        }
+        select
+            .from("counters")
+            .and_where(Expr::col("name").eq(name))
+            .to_owned()
+    }
+
     #[tokio::test]
-    async fn statements_read_together_each_get_their_own_rows() {
+    async fn reads_made_together_each_get_their_own_row_and_columns() {
         shoko_testkit::each_engine(|db| async move {
             let store = open(&db).await;
             let tx = store.begin(ctx()).await.expect("begin");
             for (name, value) in [("一", 1), ("二", 2), ("三", 3)] {
                 tx.later(&insert_counter(name, Some(value)));
             }
-            let value_of = |names: &[&str]| {
-                Query::select()
-                    .column("value")
-                    .from("counters")
-                    .and_where(Expr::col("name").is_in(names.iter().copied()))
-                    .order_by("value", sea_orm::sea_query::Order::Asc)
-                    .to_owned()
-            };
-            // The queued writes are sent first, so the reads see them.
-            let [one, none, two_and_three] = tx
+            // The queued writes are sent first, so the reads see them; the
+            // reads differ in how many columns they give, and one finds
+            // nothing, so each must be read from where its own start.
+            let read = tx
                 .read_together([
-                    value_of(&["一"]),
-                    value_of(&["四"]),
-                    value_of(&["二", "三"]),
+                    counter_read(&["name", "value"], "一"),
+                    counter_read(&["value"], "四"),
+                    counter_read(&["value", "name", "value * 10"], "三"),
                 ])
                 .await
                 .expect("read");
-            let values = |rows: &[QueryResult]| -> Vec<i64> {
-                rows.iter().map(|r| col(r, 0).expect("a number")).collect()
-            };
-            assert_eq!(values(&one), [1], "{}", db.engine());
-            assert_eq!(values(&none), Vec::<i64>::new(), "{}", db.engine());
-            assert_eq!(values(&two_and_three), [2, 3], "{}", db.engine());
+            let first = read
+                .map(0, |r| Ok((col::<String, _>(r, 0)?, col::<i64, _>(r, 1)?)))
+                .expect("mapped");
+            assert_eq!(first, Some(("一".to_owned(), 1)), "{}", db.engine());
+            let none = read.map(1, |r| col::<i64, _>(r, 0)).expect("mapped");
+            assert_eq!(none, None, "{}", db.engine());
+            let third = read
+                .map(2, |r| {
+                    Ok((
+                        col::<i64, _>(r, 0)?,
+                        col::<String, _>(r, 1)?,
+                        col::<i64, _>(r, 2)?,
+                    ))
+                })
+                .expect("mapped");
+            assert_eq!(third, Some((3, "三".to_owned(), 30)), "{}", db.engine());
+            tx.abandon().await.expect("rollback");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_read_made_together_that_finds_two_rows_is_refused() {
+        shoko_testkit::each_engine(|db| async move {
+            let store = open(&db).await;
+            let tx = store.begin(ctx()).await.expect("begin");
+            for (name, value) in [("一", 1), ("二", 2)] {
+                tx.later(&insert_counter(name, Some(value)));
+            }
+            let both = Query::select()
+                .column("value")
+                .from("counters")
+                .and_where(Expr::col("name").is_in(["一", "二"]))
+                .to_owned();
+            let refused = tx
+                .read_together([counter_read(&["value"], "一"), both])
+                .await;
+            assert!(
+                matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("more than one row")),
+                "{}: {:?}",
+                db.engine(),
+                refused.err()
+            );
             tx.abandon().await.expect("rollback");
         })
         .await;
