@@ -420,7 +420,9 @@ impl WriteTx {
             let mut parts = [None; N];
             for (i, read) in self.read_tagged(selects).await?.into_iter().enumerate() {
                 if read.len() > 1 {
-                    return Err(more_than_one(i, N));
+                    return Err(StoreError::Corrupt(format!(
+                        "read {i} of {N} gave more than one row"
+                    )));
                 }
                 if let Some(row) = read.into_iter().next() {
                     parts[i] = Some((rows.len(), 0));
@@ -550,10 +552,6 @@ impl<const N: usize> OneEach<N> {
             })
             .transpose()
     }
-}
-
-fn more_than_one(i: usize, n: usize) -> StoreError {
-    StoreError::Corrupt(format!("read {i} of {n} gave more than one row"))
 }
 
 /// SQLite statements as one: their texts joined, their values in order
