@@ -139,4 +139,26 @@ impl App {
             database_url: database_url.into(),
         })))
     }
+
+    /// This application with a database pool of its own (see
+    /// [`Store::with_own_pool`]), for work that reads much and must not
+    /// take the requests' connections: the search indexer. Everything else
+    /// (settings, clock, search index) is shared.
+    pub async fn with_own_pool(&self, max_connections: u32) -> Result<App, StoreError> {
+        let store = self
+            .store
+            .with_own_pool(&self.database_url, max_connections)
+            .await?;
+        Ok(App(Arc::new(AppParts {
+            store,
+            settings: Arc::clone(&self.settings),
+            circulation: Arc::clone(&self.circulation),
+            jobs: Arc::clone(&self.jobs),
+            mail: Arc::clone(&self.mail),
+            operations: Arc::clone(&self.operations),
+            clock: Arc::clone(&self.clock),
+            search: Arc::clone(&self.search),
+            database_url: Arc::clone(&self.database_url),
+        })))
+    }
 }

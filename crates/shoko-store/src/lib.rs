@@ -323,6 +323,35 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The same database (at `url`, which this store was opened with)
+    /// through a pool of its own of up to `max_connections`, sharing this
+    /// store's SQLite writer, so that writes still go through the one
+    /// writer. For work that reads much beside the requests: it waits for
+    /// none of their connections, and on SQLite its connections run on
+    /// threads of their own, started by the thread that opens the pool
+    /// and with its priority.
+    pub async fn with_own_pool(
+        &self,
+        url: &str,
+        max_connections: u32,
+    ) -> Result<Store, StoreError> {
+        let db = pool(
+            url,
+            self.engine,
+            max_connections.max(1),
+            StoreOptions::default().acquire_timeout,
+            SqliteRole::Pool,
+        )
+        .await?;
+        Ok(Store {
+            db,
+            engine: self.engine,
+            writers: self.writers.clone(),
+        })
+    }
+}
+
 impl SqliteWriter {
     /// Opens the writer's connection beside the pool's (`readers`, which
     /// also checkpoints the log).

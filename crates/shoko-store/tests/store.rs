@@ -473,3 +473,48 @@ async fn an_item_status_change_bumps_its_version_and_writes_its_records_outbox_r
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_store_with_its_own_pool_sees_and_makes_the_same_data_through_the_same_writer() {
+    each_engine(|db| async move {
+        let store = db.store().await;
+        let own = store.with_own_pool(db.url(), 2).await.expect("own pool");
+        let (first, second) = (run(&store).await, run(&own).await);
+        // At once through both: on SQLite both go through the one writer.
+        let (a, b) = tokio::join!(
+            store.write_import_batch(first, vec![record("001", "図書館情報学", &["B001"])], 1),
+            own.write_import_batch(second, vec![record("002", "東京大学", &["B002"])], 1),
+        );
+        assert_eq!(a.expect("through the store").imported, 1, "{}", db.engine());
+        assert_eq!(
+            b.expect("through its own pool").imported,
+            1,
+            "{}",
+            db.engine()
+        );
+        for seen in [&store, &own] {
+            let c = seen.counts().await.expect("counts");
+            assert_eq!((c.records, c.items, c.outbox), (2, 2, 2), "{}", db.engine());
+        }
+        let item = own
+            .item_by_barcode("B001")
+            .await
+            .expect("read")
+            .expect("there");
+        own.set_item_status(item.id, "missing", &ctx(5))
+            .await
+            .expect("set")
+            .expect("found");
+        let seen = store
+            .item_by_barcode("B001")
+            .await
+            .expect("read")
+            .expect("there");
+        assert_eq!(seen.status.as_str(), "missing", "{}", db.engine());
+        let outbox = store.outbox_after(0, 10).await.expect("outbox");
+        let ids: Vec<i64> = outbox.iter().map(|row| row.id).collect();
+        assert_eq!(ids.len(), 3, "{}", db.engine());
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "one sequence: {ids:?}");
+    })
+    .await;
+}

@@ -240,8 +240,27 @@ pub fn reference_data() -> ReferenceData {
 /// `/proc/self/task/*/stat` (proc(5)). Threads that end meanwhile are left out.
 #[cfg(target_os = "linux")]
 pub fn thread_nice_values() -> Vec<(String, i32)> {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
+    threads_of("self")
+}
+
+/// The same for the process `pid` (a server the test started).
+#[cfg(target_os = "linux")]
+pub fn thread_nice_values_of(pid: u32) -> Vec<(String, i32)> {
+    threads_of(&pid.to_string())
+}
+
+/// The nice value of the main thread of the process `pid`.
+#[cfg(target_os = "linux")]
+pub fn main_thread_nice_of(pid: u32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}: {e}"));
+    name_and_nice(&stat).1
+}
+
+#[cfg(target_os = "linux")]
+fn threads_of(process: &str) -> Vec<(String, i32)> {
+    std::fs::read_dir(format!("/proc/{process}/task"))
+        .unwrap_or_else(|e| panic!("/proc/{process}/task: {e}"))
         .flatten()
         .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
         .map(|stat| name_and_nice(&stat))

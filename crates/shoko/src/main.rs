@@ -966,6 +966,53 @@ async fn user(app: &App, action: UserAction) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Database connections of the search indexer's own pool.
+const INDEXER_CONNECTIONS: u32 = 2;
+
+/// Starts the search indexer on a thread of its own, with a runtime of its
+/// own, below the threads that serve requests
+/// ([`shoko_web::listener::INDEXER_NICE`]); the threads it starts (index
+/// commits, and on SQLite its connections') inherit its priority. Returns
+/// once the thread is lowered and has its connections, with what resolves
+/// when the indexer has stopped.
+async fn spawn_indexer(
+    app: App,
+    every: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the indexer's runtime")?;
+    let (ready, started) = tokio::sync::oneshot::channel();
+    let (stopped, done) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("shoko-indexer".into())
+        .spawn(move || {
+            shoko_web::listener::lower_this_thread(shoko_web::listener::INDEXER_NICE);
+            runtime.block_on(async {
+                // Opened here, so that on SQLite its connections' threads
+                // run at this thread's priority too: the reads of a refresh
+                // are most of its work.
+                let app = match app.with_own_pool(INDEXER_CONNECTIONS).await {
+                    Ok(own) => own,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the indexer shares the requests' connections");
+                        app
+                    }
+                };
+                let _ = ready.send(());
+                app.index_forever(every, stop).await;
+            });
+            let _ = stopped.send(());
+        })
+        .context("cannot start the indexer's thread")?;
+    started
+        .await
+        .context("the indexer's thread stopped as it started")?;
+    Ok(done)
+}
+
 /// Serves on `listen` (else the configured address) until SIGTERM or Ctrl-C.
 async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Result<()> {
     let listen = listen.unwrap_or(config.server.listen.clone());
@@ -991,11 +1038,8 @@ async fn serve(app: App, config: &Config, listen: Option<String>) -> anyhow::Res
     let caught_up = app.index_catch_up().await?;
     tracing::info!(rows = caught_up, "search index caught up");
     let (stop_indexer, stop) = tokio::sync::watch::channel(false);
-    let indexer_app = app.clone();
     let scheduler_stop = stop.clone();
-    let indexer = tokio::spawn(async move {
-        indexer_app.index_forever(refresh, stop).await;
-    });
+    let indexer = spawn_indexer(app.clone(), refresh, stop).await?;
     app.check_schedules()?;
     let scheduler_app = app.clone();
     let scheduler = tokio::spawn(async move {

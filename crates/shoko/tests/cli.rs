@@ -785,6 +785,58 @@ async fn the_server_indexes_on_start_searches_japanese_and_rebuilds_a_deleted_in
     .await;
 }
 
+/// The search indexer of `shoko serve` runs on its own thread below the
+/// threads that answer requests, which run below the process's main thread
+/// (and the accepting thread it starts).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_served_indexer_runs_below_the_threads_that_answer_requests() {
+    use shoko_web::listener::{INDEXER_NICE, REQUEST_NICE};
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let o = s.run(&["import", &marc("loc/loc_books2016_jpn300.mrc")]);
+        assert!(o.status.success());
+        let mut cmd = s.command();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        let server = start(cmd);
+        let pid = server.child.id();
+        let threads = shoko_testkit::thread_nice_values_of(pid);
+        let main = shoko_testkit::main_thread_nice_of(pid);
+        let nice_of = |name: &str| -> Vec<i32> {
+            threads
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, nice)| *nice)
+                .collect()
+        };
+        let (request, indexer) = ((main + REQUEST_NICE).min(19), (main + INDEXER_NICE).min(19));
+        // Its thread, and any unnamed thread it starts, which takes its name.
+        let indexers = nice_of("shoko-indexer");
+        assert!(
+            !indexers.is_empty() && indexers.iter().all(|&n| n == indexer),
+            "{}: {threads:?}",
+            s.db.engine()
+        );
+        // The requests' runtime's workers are five below; the threads the
+        // indexer starts (its runtime's blocking threads, index commits,
+        // on SQLite its connections') share its priority.
+        let workers = nice_of("tokio-rt-worker");
+        assert!(workers.contains(&request), "{threads:?}");
+        assert!(
+            workers.iter().all(|w| [request, indexer].contains(w)),
+            "{threads:?}"
+        );
+        if s.db.engine() == "sqlite" {
+            assert!(nice_of("sqlx-sqlite-wor").contains(&indexer), "{threads:?}");
+        }
+        // And it indexes: the server answers searches from what it indexed.
+        let http = reqwest::Client::new();
+        let found = search_json(&http, &server.base, "title:講談").await;
+        assert_eq!(found["total"], 1, "{}: {found}", s.db.engine());
+    })
+    .await;
+}
+
 async fn health(http: &reqwest::Client, base: &str) -> serde_json::Value {
     http.get(format!("{base}/health"))
         .send()
