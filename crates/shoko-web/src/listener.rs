@@ -54,23 +54,28 @@ pub const REQUEST_NICE: i32 = 5;
 /// a core, several times what 3,000 changes a second need.
 pub const INDEXER_NICE: i32 = REQUEST_NICE + 5;
 
-/// Lowers the calling thread's priority by [`REQUEST_NICE`]; for every
-/// thread of the async runtime (`on_thread_start`), so that the accepting
-/// thread, started by the main thread, outranks them.
+/// Runs the calling thread [`REQUEST_NICE`] below the process's main
+/// thread; for every thread of the async runtime (`on_thread_start`), so
+/// that the accepting thread, started by the main thread, outranks them.
 pub fn run_below_the_accepting_thread() {
-    lower_this_thread(REQUEST_NICE);
+    run_below_the_main_thread(REQUEST_NICE);
 }
 
-/// Adds `by` to the calling thread's nice value (threads it starts later
-/// inherit it). Raising one's own nice value needs no privilege; were it
-/// refused, the thread would merely keep its priority. Elsewhere than
-/// Linux this does nothing.
-pub fn lower_this_thread(by: i32) {
+/// Sets the calling thread's nice value to `by` more than the process's
+/// main thread's (threads it starts later inherit it). Relative to the
+/// main thread, not to the caller: a runtime thread started by another
+/// runtime thread, which is already lower, is not lowered twice. It never
+/// raises a thread's priority. Raising one's own nice value needs no
+/// privilege; were it refused, the thread would merely keep its priority.
+/// Elsewhere than Linux this does nothing.
+pub fn run_below_the_main_thread(by: i32) {
     #[cfg(target_os = "linux")]
     {
         let me = rustix::thread::gettid();
         let now = rustix::process::getpriority_process(Some(me)).unwrap_or(0);
-        let _ = rustix::process::setpriority_process(Some(me), (now + by).min(19));
+        let main =
+            rustix::process::getpriority_process(Some(rustix::process::getpid())).unwrap_or(now);
+        let _ = rustix::process::setpriority_process(Some(me), (main + by).clamp(now, 19));
     }
     #[cfg(not(target_os = "linux"))]
     let _ = by;
@@ -142,10 +147,12 @@ impl BoundedListener {
         let max = max.max(1);
         let (tx, incoming) = tokio::sync::mpsc::channel(256);
         let counter = Arc::clone(&open);
+        let (running, started) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("shoko-accept".into())
             .spawn(move || {
                 use std::io::Write;
+                let _ = running.send(());
                 for conn in listener.incoming() {
                     let stream = match conn {
                         Ok(s) => s,
@@ -175,6 +182,10 @@ impl BoundedListener {
                     }
                 }
             })?;
+        // Once it runs it has its name and priority, and is accepting.
+        started
+            .recv()
+            .map_err(|_| std::io::Error::other("the accepting thread stopped as it started"))?;
         Ok(BoundedListener {
             incoming,
             open,
@@ -390,6 +401,16 @@ mod tests {
         let lower = (me + REQUEST_NICE).min(19);
         let worker = runtime.block_on(async { tokio::spawn(async { my_nice() }).await });
         assert_eq!(worker.expect("a task"), lower, "a worker thread");
+        // The first blocking thread, started by a worker thread, which is
+        // already lower: it is not lowered twice.
+        let from_a_worker = runtime.block_on(async {
+            tokio::spawn(async { tokio::task::spawn_blocking(my_nice).await }).await
+        });
+        assert_eq!(
+            from_a_worker.expect("a task").expect("a blocking task"),
+            lower,
+            "a blocking thread started by a worker"
+        );
         let blocking = runtime.block_on(async { tokio::task::spawn_blocking(my_nice).await });
         assert_eq!(
             blocking.expect("a blocking task"),
