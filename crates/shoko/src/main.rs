@@ -989,7 +989,7 @@ async fn spawn_indexer(
     std::thread::Builder::new()
         .name("shoko-indexer".into())
         .spawn(move || {
-            shoko_web::listener::run_below_the_main_thread(shoko_web::listener::INDEXER_NICE);
+            shoko_web::listener::lower_this_thread(shoko_web::listener::INDEXER_NICE);
             runtime.block_on(async {
                 // Opened here, so that on SQLite its connections' threads
                 // run at this thread's priority too: the reads of a refresh
