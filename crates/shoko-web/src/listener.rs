@@ -67,10 +67,11 @@ pub fn run_below_the_accepting_thread() {
 /// below the main thread: under overload the workers, which refuse what
 /// the admission gate turns away, outrank the searches they let in. (Set
 /// relative to the main thread instead, the searches ran beside the
-/// workers and at 10x the search capacity 4,711 refusals took over 100 ms
-/// against 1 of 38,364 before.) Raising one's own nice value needs no privilege; were it
-/// refused, the thread would merely keep its priority. Elsewhere than
-/// Linux this does nothing.
+/// workers: at 10x the search capacity 4,711 refusals took over 100 ms,
+/// against 0 and 635 in two runs of the build before on the same day; see
+/// docs/benchmarks.md.) Raising one's own nice value needs no privilege;
+/// were it refused, the thread would merely keep its priority. Elsewhere
+/// than Linux this does nothing.
 pub fn lower_this_thread(by: i32) {
     #[cfg(target_os = "linux")]
     {

@@ -971,8 +971,9 @@ const INDEXER_CONNECTIONS: u32 = 2;
 
 /// Starts the search indexer on a thread of its own, with a runtime of its
 /// own, below the threads that serve requests
-/// ([`shoko_web::listener::INDEXER_NICE`]); the threads it starts (index
-/// commits, and on SQLite its connections') inherit its priority. Returns
+/// ([`shoko_web::listener::INDEXER_NICE`]); the threads it starts (on
+/// SQLite its connections') inherit its priority, and its index commits
+/// run lower still (`shoko_search::in_background`). Returns
 /// once the thread is lowered and has its connections, with what resolves
 /// when the indexer has stopped.
 async fn spawn_indexer(

@@ -818,8 +818,9 @@ async fn the_served_indexer_runs_below_the_threads_that_answer_requests() {
             s.db.engine()
         );
         // The requests' runtime's workers are five below; the threads the
-        // indexer starts (its runtime's blocking threads, index commits,
-        // on SQLite its connections') share its priority.
+        // indexer starts (its runtime's blocking threads, on SQLite its
+        // connections') share its priority, as do the blocking threads the
+        // workers start (lowered once more).
         let workers = nice_of("tokio-rt-worker");
         assert!(workers.contains(&request), "{threads:?}");
         assert!(
