@@ -600,8 +600,14 @@ impl RawHttp {
     /// One GET; the status code. The connection goes back to the pool when
     /// the whole response was read.
     async fn get(&self, path: &str) -> anyhow::Result<u16> {
+        Ok(self.answer(path).await?.status)
+    }
+
+    /// One GET, and how it was answered.
+    async fn answer(&self, path: &str) -> anyhow::Result<Answer> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let fresh = pooled.is_none();
         let mut conn = match pooled {
             Some(c) => c,
             None => {
@@ -648,8 +654,23 @@ impl RawHttp {
         if !closes && let Ok(mut idle) = self.idle.lock() {
             idle.push(conn);
         }
-        Ok(status)
+        Ok(Answer {
+            status,
+            closes,
+            fresh,
+        })
     }
+}
+
+/// How the server answered one request.
+struct Answer {
+    status: u16,
+    /// The server closed the connection after it (Shoko's refusal at
+    /// accept, above its connection bound; the admission gate's 503 keeps
+    /// the connection).
+    closes: bool,
+    /// The request opened a new connection (none was idle in the pool).
+    fresh: bool,
 }
 
 /// The path and query of Shoko's search API for a query of the mix.
@@ -915,6 +936,9 @@ async fn load(spec: &str, path: &Path, clients: &[usize], seconds: u64) -> anyho
 async fn overload(url: &str, path: &Path, rate: f64, seconds: u64) -> anyhow::Result<()> {
     let queries = Arc::new(read_queries(path)?);
     let target = Target::open(&format!("shoko={url}"), 256).await?;
+    let Target::Shoko(http) = &target else {
+        bail!("overload measures Shoko's HTTP API");
+    };
     let period = Duration::from_secs_f64(1.0 / rate.max(1.0));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -923,37 +947,45 @@ async fn overload(url: &str, path: &Path, rate: f64, seconds: u64) -> anyhow::Re
     let mut k = 0usize;
     while Instant::now() < end {
         tick.tick().await;
-        let target = target.clone();
+        let http = http.clone();
         let q = queries[k % queries.len()].clone();
         k += 1;
         let due = Instant::now();
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
             let late = t - due;
-            let outcome = tokio::time::timeout(Duration::from_secs(10), target.run(&q)).await;
-            let status = match outcome {
-                Ok(Ok(s)) => s,
-                Ok(Err(_)) => 1,
-                Err(_) => 0,
-            };
-            (status, t.elapsed(), late)
+            let outcome =
+                tokio::time::timeout(Duration::from_secs(10), http.answer(&search_path(&q))).await;
+            (outcome, t.elapsed(), late)
         }));
     }
     let sent = tasks.len();
     let (mut ok, mut refused, mut hung, mut failed) = (Vec::new(), Vec::new(), 0, 0);
+    // Refusals by where they were made: at accept (the connection bound; the
+    // connection is closed) or by the admission gate, on a connection the
+    // request opened or on one it reused.
+    let (mut at_accept, mut gate_fresh, mut gate_reused) = (Vec::new(), Vec::new(), Vec::new());
     // A request the generator itself started late tells of the generator's
     // overload: its answers then wait in the generator's queues as well.
     let (mut started_late, mut latest) = (0, Duration::ZERO);
     for t in tasks {
-        let outcome = t.await;
-        if let Ok((_, _, late)) = outcome {
-            started_late += usize::from(late > Duration::from_millis(100));
-            latest = latest.max(late);
-        }
+        let Ok((outcome, d, late)) = t.await else {
+            failed += 1;
+            continue;
+        };
+        started_late += usize::from(late > Duration::from_millis(100));
+        latest = latest.max(late);
         match outcome {
-            Ok((200, d, _)) => ok.push(d),
-            Ok((503 | 429, d, _)) => refused.push(d),
-            Ok((0, _, _)) => hung += 1,
+            Ok(Ok(a)) if a.status == 200 => ok.push(d),
+            Ok(Ok(a)) if a.status == 503 || a.status == 429 => {
+                refused.push(d);
+                match (a.closes, a.fresh) {
+                    (true, _) => at_accept.push(d),
+                    (false, true) => gate_fresh.push(d),
+                    (false, false) => gate_reused.push(d),
+                }
+            }
+            Err(_) => hung += 1,
             _ => failed += 1,
         }
     }
@@ -961,14 +993,27 @@ async fn overload(url: &str, path: &Path, rate: f64, seconds: u64) -> anyhow::Re
     refused.sort();
     let over =
         |v: &[Duration], ms: u64| v.iter().filter(|d| **d > Duration::from_millis(ms)).count();
+    let kind = |v: &mut Vec<Duration>| {
+        v.sort();
+        format!(
+            "{} (p99 {} ms, {} over 100 ms)",
+            v.len(),
+            ms(percentile(v, 0.99)),
+            over(v, 100)
+        )
+    };
     eprintln!(
         "{rate:.0}/s: refused over 100 ms / 1 s: {} / {}; admitted over 100 ms / 1 s: {} / {}; \
-         started over 100 ms late by the generator: {started_late} (latest {} ms)",
+         started over 100 ms late by the generator: {started_late} (latest {} ms); \
+         refused at accept {}, by the gate on a new connection {}, on a reused one {}",
         over(&refused, 100),
         over(&refused, 1000),
         over(&ok, 100),
         over(&ok, 1000),
-        ms(latest)
+        ms(latest),
+        kind(&mut at_accept),
+        kind(&mut gate_fresh),
+        kind(&mut gate_reused),
     );
     // As soon as the load drops: one client, three seconds.
     let (after, after_errors, _) = closed_loop(&target, &queries, 1, Duration::from_secs(3)).await;

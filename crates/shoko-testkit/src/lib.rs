@@ -249,6 +249,19 @@ pub fn thread_nice_values_of(pid: u32) -> Vec<(String, i32)> {
     threads_of(&pid.to_string())
 }
 
+/// Whether the process `pid` may get transparent huge pages (the kernel's
+/// `THP_enabled` in its status; false after `PR_SET_THP_DISABLE`).
+#[cfg(target_os = "linux")]
+pub fn transparent_huge_pages_enabled_of(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .unwrap_or_else(|| panic!("no THP_enabled in /proc/{pid}/status"));
+    line.trim() != "0"
+}
+
 /// The nice value of the main thread of the process `pid`.
 #[cfg(target_os = "linux")]
 pub fn main_thread_nice_of(pid: u32) -> i32 {

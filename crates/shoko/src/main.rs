@@ -27,6 +27,22 @@ use crate::config::Config;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process (`PR_SET_THP_DISABLE`).
+/// mimalloc asks for them on its arenas, and each first touch of one is a
+/// fault that zeroes 2 MiB (and, when the kernel has to compact memory to find
+/// one, waits for that): under overload those faults took a sixth of the
+/// request threads' time, and refusals that should take milliseconds took
+/// over 100 ms (docs/benchmarks.md, "Overload, 2026-12-03, later"). Imports
+/// and index builds ran as fast without them. It applies to every later fault
+/// of the process, whichever allocator made the mapping.
+fn without_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        // Only a kernel without the call refuses it; Shoko runs as before.
+        eprintln!("warning: transparent huge pages stay on: {e}");
+    }
+}
+
 /// Shoko (書庫): an integrated library system with its own public catalogue.
 #[derive(Parser)]
 #[command(version, about)]
@@ -252,6 +268,7 @@ enum PatronAction {
 const EXIT_SOME_REJECTED: u8 = 3;
 
 fn main() -> ExitCode {
+    without_transparent_huge_pages();
     let cli = Cli::parse();
     let data_dir = config::data_dir(cli.data_dir.clone());
     let config = match Config::load(&data_dir, std::env::vars()) {

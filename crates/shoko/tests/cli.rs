@@ -838,6 +838,31 @@ async fn the_served_indexer_runs_below_the_threads_that_answer_requests() {
     .await;
 }
 
+/// `shoko serve` runs without transparent huge pages (a fault on a fresh one
+/// zeroes 2 MiB, and stalls while the kernel compacts memory to find one),
+/// while this test process, started without the call, may still have them.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_server_runs_without_transparent_huge_pages() {
+    each_engine(|db| async move {
+        let s = Shoko::new(db);
+        let mut cmd = s.command();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        let server = start(cmd);
+        let pid = server.child.id();
+        assert!(
+            !shoko_testkit::transparent_huge_pages_enabled_of(pid),
+            "{}: the server may get transparent huge pages",
+            s.db.engine()
+        );
+        // Not inherited: the tests' own process has them.
+        assert!(shoko_testkit::transparent_huge_pages_enabled_of(
+            std::process::id()
+        ));
+    })
+    .await;
+}
+
 async fn health(http: &reqwest::Client, base: &str) -> serde_json::Value {
     http.get(format!("{base}/health"))
         .send()
