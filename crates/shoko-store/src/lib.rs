@@ -435,9 +435,18 @@ async fn pool(
 
 /// The settings every SQLite connection of Shoko has, with those of its role.
 fn sqlite_options(o: SqliteConnectOptions, role: SqliteRole) -> SqliteConnectOptions {
-    let (synchronous, autocheckpoint) = match role {
-        SqliteRole::Pool => (SqliteSynchronous::Full, "4096"),
-        SqliteRole::Writer => (SqliteSynchronous::Normal, "0"),
+    // The writer reads pages through a memory map instead of a read() per
+    // page (the first 2 GiB less 64 KiB of the file: SQLite's ceiling,
+    // SQLITE_MAX_MMAP_SIZE; pages past it are read): the desk's short transactions spent much of their
+    // time in those system calls. A pool connection does not: SQLite drops a
+    // connection's map whenever another connection has written since its
+    // last transaction, so with the writer busy every read unmapped and
+    // mapped the file again and faulted its pages back in (9 % of the
+    // server's CPU at 16 desks, with every unmapping stopping the other
+    // core to flush its TLB); the writer never sees another's write.
+    let (synchronous, autocheckpoint, mmap_size) = match role {
+        SqliteRole::Pool => (SqliteSynchronous::Full, "4096", "0"),
+        SqliteRole::Writer => (SqliteSynchronous::Normal, "0", "2147418112"),
     };
     o.create_if_missing(true)
         // 4 KiB pages (set when the file is created): a checkout
@@ -457,10 +466,7 @@ fn sqlite_options(o: SqliteConnectOptions, role: SqliteRole) -> SqliteConnectOpt
         // `SqliteWriter` every second.
         .pragma("wal_autocheckpoint", autocheckpoint)
         .pragma("temp_store", "memory")
-        // Read pages through a memory map (up to 4 GiB) instead
-        // of a read() per page: the desk's short transactions
-        // spent much of their time in those system calls.
-        .pragma("mmap_size", "4294967296")
+        .pragma("mmap_size", mmap_size)
 }
 
 impl Store {
@@ -681,6 +687,54 @@ mod tests {
             "error returned from database: password authentication failed".into(),
         ));
         assert!(matches!(StoreError::from(other), StoreError::Db(_)));
+    }
+
+    /// The first column of each row `sql` gives, as text.
+    async fn texts(db: &DatabaseConnection, sql: &str) -> Vec<String> {
+        db.query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
+            .await
+            .expect(sql)
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0).expect("text"))
+            .collect()
+    }
+
+    /// A SQLite connection's `mmap_size`: how much of the file it maps.
+    async fn mmap_size(db: &DatabaseConnection) -> i64 {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA mmap_size",
+            ))
+            .await
+            .expect("mmap_size")
+            .expect("a row");
+        row.try_get_by_index(0).expect("a number")
+    }
+
+    // SQLite alone, as are the two tests after it: how the bundled library
+    // is built and how its connections read pages.
+    #[tokio::test]
+    async fn sqlite_is_built_with_a_stable_query_planner() {
+        // Without it every statement with `LIMIT ?` is parsed and planned
+        // again each time it runs (see .cargo/config.toml).
+        let db = shoko_testkit::TestDb::sqlite();
+        let store = Store::connect(db.url(), &StoreOptions::default())
+            .await
+            .expect("open");
+        let options = texts(&store.db, "PRAGMA compile_options").await;
+        assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
+    }
+
+    #[tokio::test]
+    async fn only_sqlites_writer_reads_through_a_memory_map() {
+        let db = shoko_testkit::TestDb::sqlite();
+        let store = Store::connect(db.url(), &StoreOptions::default())
+            .await
+            .expect("open");
+        let writer = &store.writers.as_ref().expect("SQLite's writer").db;
+        assert_eq!(mmap_size(writer).await, 0x7fff_0000);
+        assert_eq!(mmap_size(&store.db).await, 0);
     }
 
     // SQLite alone: it rolls a transaction back by itself on a full disk,
