@@ -86,6 +86,8 @@ impl Desk {
 struct Run {
     checkouts: Vec<Duration>,
     checkins: Vec<Duration>,
+    /// Every operation: desk, operation, start (since the run began), latency.
+    timeline: Vec<(usize, &'static str, Duration, Duration)>,
 }
 
 fn row(label: &str, op: &str, lat: &mut [Duration], seconds: f64) -> String {
@@ -114,6 +116,7 @@ pub async fn run(
     pace: Option<Duration>,
     patron_prefix: &str,
     label: &str,
+    timeline: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let items = barcodes(database).await?;
     if items.len() < desks * 4 {
@@ -149,12 +152,18 @@ pub async fn run(
                     tokio::time::sleep_until(next.into()).await;
                     next += p;
                 }
-                run.checkouts.push(desk.checkout(&patron, item).await?);
+                let at = started.elapsed();
+                let took = desk.checkout(&patron, item).await?;
+                run.checkouts.push(took);
+                run.timeline.push((d, "checkout", at, took));
                 if let Some(p) = pace {
                     tokio::time::sleep_until(next.into()).await;
                     next += p;
                 }
-                run.checkins.push(desk.checkin(item).await?);
+                let at = started.elapsed();
+                let took = desk.checkin(item).await?;
+                run.checkins.push(took);
+                run.timeline.push((d, "check-in", at, took));
             }
             anyhow::Ok(run)
         }));
@@ -164,6 +173,16 @@ pub async fn run(
         let r = t.await??;
         all.checkouts.extend(r.checkouts);
         all.checkins.extend(r.checkins);
+        all.timeline.extend(r.timeline);
+    }
+    if let Some(path) = timeline {
+        all.timeline.sort_by_key(|&(_, _, at, _)| at);
+        let lines: String = all
+            .timeline
+            .iter()
+            .map(|(d, op, at, took)| format!("{d}\t{op}\t{}\t{}\n", ms(*at), ms(*took)))
+            .collect();
+        std::fs::write(path, lines).with_context(|| format!("write {}", path.display()))?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!("{}", row(label, "checkout", &mut all.checkouts, elapsed));

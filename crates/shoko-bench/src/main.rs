@@ -170,6 +170,10 @@ enum Command {
         /// First column of the printed rows.
         #[arg(long)]
         label: String,
+        /// Also writes every operation to this file, one line each: desk,
+        /// operation, start (ms into the run) and latency (ms), tab-separated.
+        #[arg(long)]
+        timeline: Option<std::path::PathBuf>,
     },
 }
 
@@ -213,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
             pace_ms,
             patron_prefix,
             label,
+            timeline,
         } => {
             let pace = pace_ms.map(Duration::from_millis);
             desk::run(
@@ -224,6 +229,7 @@ async fn main() -> anyhow::Result<()> {
                 pace,
                 &patron_prefix,
                 &label,
+                timeline.as_deref(),
             )
             .await
         }
