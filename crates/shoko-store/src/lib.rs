@@ -436,9 +436,10 @@ async fn pool(
 /// The settings every SQLite connection of Shoko has, with those of its role.
 fn sqlite_options(o: SqliteConnectOptions, role: SqliteRole) -> SqliteConnectOptions {
     // The writer reads pages through a memory map instead of a read() per
-    // page (the first 2 GiB less 64 KiB of the file: SQLite's ceiling,
-    // SQLITE_MAX_MMAP_SIZE; pages past it are read): the desk's short transactions spent much of their
-    // time in those system calls. A pool connection does not: SQLite drops a
+    // page (the first 2 GiB less 64 KiB of the file, SQLite's ceiling
+    // SQLITE_MAX_MMAP_SIZE; pages past it are read): the desk's short
+    // transactions spent much of their time in those system calls. A pool
+    // connection does not: SQLite drops a
     // connection's map whenever another connection has written since its
     // last transaction, so with the writer busy every read unmapped and
     // mapped the file again and faulted its pages back in (9 % of the
@@ -663,11 +664,15 @@ mod tests {
     }
 
     async fn count(store: &Store, sql: &str) -> i64 {
-        let row = store
-            .db
-            .query_one_raw(Statement::from_string(store.backend(), sql))
+        number(&store.db, sql).await
+    }
+
+    /// The number in the first column of the first row `sql` gives.
+    async fn number(db: &DatabaseConnection, sql: &str) -> i64 {
+        let row = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
             .await
-            .expect("count")
+            .expect(sql)
             .expect("a row");
         row.try_get_by_index(0).expect("a number")
     }
@@ -699,21 +704,8 @@ mod tests {
             .collect()
     }
 
-    /// A SQLite connection's `mmap_size`: how much of the file it maps.
-    async fn mmap_size(db: &DatabaseConnection) -> i64 {
-        let row = db
-            .query_one_raw(Statement::from_string(
-                DbBackend::Sqlite,
-                "PRAGMA mmap_size",
-            ))
-            .await
-            .expect("mmap_size")
-            .expect("a row");
-        row.try_get_by_index(0).expect("a number")
-    }
-
-    // SQLite alone, as are the two tests after it: how the bundled library
-    // is built and how its connections read pages.
+    // SQLite alone, these two: how the bundled library is built and how its
+    // connections read pages.
     #[tokio::test]
     async fn sqlite_is_built_with_a_stable_query_planner() {
         // Without it every statement with `LIMIT ?` is parsed and planned
@@ -733,8 +725,8 @@ mod tests {
             .await
             .expect("open");
         let writer = &store.writers.as_ref().expect("SQLite's writer").db;
-        assert_eq!(mmap_size(writer).await, 0x7fff_0000);
-        assert_eq!(mmap_size(&store.db).await, 0);
+        assert_eq!(number(writer, "PRAGMA mmap_size").await, 0x7fff_0000);
+        assert_eq!(number(&store.db, "PRAGMA mmap_size").await, 0);
     }
 
     // SQLite alone: it rolls a transaction back by itself on a full disk,
