@@ -704,26 +704,30 @@ mod tests {
             .collect()
     }
 
+    /// A new SQLite store with the default options (and its database, kept
+    /// for as long as the store is used).
+    async fn sqlite_store() -> (shoko_testkit::TestDb, Store) {
+        let db = shoko_testkit::TestDb::sqlite();
+        let store = Store::connect(db.url(), &StoreOptions::default())
+            .await
+            .expect("open");
+        (db, store)
+    }
+
     // SQLite alone, these two: how the bundled library is built and how its
     // connections read pages.
     #[tokio::test]
     async fn sqlite_is_built_with_a_stable_query_planner() {
         // Without it every statement with `LIMIT ?` is parsed and planned
         // again each time it runs (see .cargo/config.toml).
-        let db = shoko_testkit::TestDb::sqlite();
-        let store = Store::connect(db.url(), &StoreOptions::default())
-            .await
-            .expect("open");
+        let (_db, store) = sqlite_store().await;
         let options = texts(&store.db, "PRAGMA compile_options").await;
         assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
     }
 
     #[tokio::test]
     async fn only_sqlites_writer_reads_through_a_memory_map() {
-        let db = shoko_testkit::TestDb::sqlite();
-        let store = Store::connect(db.url(), &StoreOptions::default())
-            .await
-            .expect("open");
+        let (_db, store) = sqlite_store().await;
         let writer = &store.writers.as_ref().expect("SQLite's writer").db;
         assert_eq!(number(writer, "PRAGMA mmap_size").await, 0x7fff_0000);
         assert_eq!(number(&store.db, "PRAGMA mmap_size").await, 0);
