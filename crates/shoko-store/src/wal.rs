@@ -20,6 +20,8 @@ use tokio::sync::Mutex;
 /// Flushes a write-ahead log for every commit that asks, one flush for all
 /// the commits made before it began.
 pub(crate) struct WalSync {
+    /// The database file, and its log beside it.
+    database: Option<PathBuf>,
     wal: Option<PathBuf>,
     /// Commits numbered so far (each after it returned).
     committed: AtomicU64,
@@ -27,6 +29,8 @@ pub(crate) struct WalSync {
     flushed: Mutex<u64>,
     /// Flushes done (the tests count them).
     flushes: AtomicU64,
+    /// Flushes of the database file done.
+    database_flushes: AtomicU64,
 }
 
 impl WalSync {
@@ -34,6 +38,7 @@ impl WalSync {
     /// which has nothing to flush).
     pub(crate) fn new(db: Option<&Path>) -> WalSync {
         WalSync {
+            database: db.map(Path::to_path_buf),
             wal: db.map(|p| {
                 let mut name = p.as_os_str().to_owned();
                 name.push("-wal");
@@ -42,6 +47,7 @@ impl WalSync {
             committed: AtomicU64::new(0),
             flushed: Mutex::new(0),
             flushes: AtomicU64::new(0),
+            database_flushes: AtomicU64::new(0),
         }
     }
 
@@ -65,9 +71,28 @@ impl WalSync {
         Ok(())
     }
 
+    /// Flushes the database file (what checkpoints copied into it), on a
+    /// blocking thread.
+    pub(crate) async fn database_flushed(&self) -> std::io::Result<()> {
+        let Some(database) = self.database.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || std::fs::File::open(database)?.sync_data())
+            .await
+            .map_err(std::io::Error::other)??;
+        self.database_flushes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Whether there is a log file (not a database in memory).
     pub(crate) fn has_log(&self) -> bool {
         self.wal.is_some()
+    }
+
+    /// Flushes of the database file done since start.
+    #[cfg(test)]
+    pub(crate) fn database_flushes(&self) -> u64 {
+        self.database_flushes.load(Ordering::Relaxed)
     }
 
     /// Flushes done since start.
