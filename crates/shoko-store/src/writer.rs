@@ -66,10 +66,10 @@ pub(crate) struct SqliteWriter {
 /// most that long's writes.
 ///
 /// SQLite flushes the database file only after a checkpoint that copied
-/// the whole log: the one in the turn. The passive ones before it left what
-/// they copied to the operating system, so that flush wrote five seconds of
-/// pages (40–50 ms on the test machine, every desk waiting). Each passive
-/// checkpoint is now followed by a flush of the database file beside the
+/// the whole log: the one in the turn. Left to that one, the flush would
+/// write every page the passive ones copied since (five seconds' worth:
+/// 40–50 ms on the test machine, with every desk waiting). So each passive
+/// checkpoint is followed by a flush of the database file beside the
 /// writer, and the one in the turn flushes only what it copied.
 struct Checkpoints {
     readers: DatabaseConnection,
