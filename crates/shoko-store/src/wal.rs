@@ -11,6 +11,9 @@
 //! the log); on power loss, what was acknowledged was flushed. The other
 //! connections keep `synchronous=FULL`, so a write made outside the writer
 //! (an administrative statement, a migration) is flushed when it returns.
+//!
+//! It also flushes the database file after the writer's passive
+//! checkpoints (see `writer.rs`), which SQLite does not.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
